@@ -1,0 +1,1 @@
+"""Connectors: one module per platform. They know their platform and nothing about our database."""

@@ -1,0 +1,3 @@
+"""Webcare: a joint webcare inbox."""
+
+__version__ = "0.1.0"

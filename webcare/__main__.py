@@ -1,0 +1,3 @@
+from webcare.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,104 @@
+"""Logging in and out, and finding out who is behind a request."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from webcare.access import Actor
+from webcare.db import Database
+from webcare.errors import NotAuthenticated, TooManyAttempts
+from webcare.models import ApiToken, LoginFailure, User, UserSession, utcnow
+from webcare.security import Keys, new_token, token_digest, verify_password
+from webcare.settings import Settings
+
+SESSION_COOKIE = "webcare_session"
+
+
+@dataclass(frozen=True)
+class Login:
+    actor: Actor
+    cookie: str
+    csrf_token: str
+
+
+@dataclass(frozen=True)
+class Principal:
+    actor: Actor
+    #: The session token when the request came with the session cookie; None for a bearer token.
+    session_token: str | None
+
+
+class Auth:
+    def __init__(self, db: Database, settings: Settings, keys: Keys) -> None:
+        self.db = db
+        self.settings = settings
+        self.keys = keys
+
+    async def login(self, email: str, password: str) -> Login:
+        email = email.strip().lower()
+        since = utcnow() - dt.timedelta(seconds=self.settings.login_window_seconds)
+        async with self.db.read() as s:
+            failures = await s.scalar(
+                sa.select(sa.func.count()).select_from(LoginFailure)
+                .where(LoginFailure.email == email, LoginFailure.at > since)
+            )
+            user = await s.scalar(sa.select(User).where(User.email == email))
+        if failures is not None and failures >= self.settings.login_max_failures:
+            raise TooManyAttempts("too many failed logins for this email; try again in a few minutes")
+        ok = await verify_password(user.password_hash if user else None, password)
+        if user is None or not ok or not user.active:
+            async with self.db.write() as tx:
+                tx.session.add(LoginFailure(email=email))
+                await tx.session.execute(
+                    sa.delete(LoginFailure).where(LoginFailure.at < since))
+            raise NotAuthenticated("that email and password do not match", code="bad_credentials")
+        token = new_token()
+        async with self.db.write() as tx:
+            now = tx.now
+            tx.session.add(UserSession(user_id=user.id, token_hash=token_digest(token), created_at=now,
+                                       expires_at=now + dt.timedelta(seconds=self.settings.session_max_age_seconds)))
+            await tx.session.execute(sa.delete(LoginFailure).where(LoginFailure.email == email))
+        return Login(Actor.of(user), self.keys.sign_session(token), self.keys.csrf_token(token))
+
+    async def logout(self, session_token: str) -> None:
+        async with self.db.write() as tx:
+            digest = token_digest(session_token)
+            await tx.session.execute(sa.delete(UserSession).where(UserSession.token_hash == digest))
+
+    async def from_bearer(self, token: str) -> Actor | None:
+        async with self.db.read() as s:
+            user = await s.scalar(
+                sa.select(User).join(ApiToken, ApiToken.user_id == User.id)
+                .where(ApiToken.token_hash == token_digest(token), User.active.is_(True))
+            )
+        return Actor.of(user) if user else None
+
+    async def from_cookie(self, cookie: str) -> Principal | None:
+        token = self.keys.unsign_session(cookie, max_age=self.settings.session_max_age_seconds)
+        if token is None:
+            return None
+        async with self.db.read() as s:
+            user = await s.scalar(
+                sa.select(User).join(UserSession, UserSession.user_id == User.id)
+                .where(UserSession.token_hash == token_digest(token), UserSession.expires_at > utcnow(),
+                       User.active.is_(True))
+            )
+        return Principal(Actor.of(user), token) if user else None
+
+    async def authenticate(self, authorization: str | None, cookie: str | None) -> Principal:
+        if authorization:
+            scheme, _, token = authorization.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise NotAuthenticated("the Authorization header must be 'Bearer <token>'")
+            actor = await self.from_bearer(token.strip())
+            if actor is None:
+                raise NotAuthenticated("that API token is not valid", code="bad_token")
+            return Principal(actor, None)
+        if cookie:
+            principal = await self.from_cookie(cookie)
+            if principal is not None:
+                return principal
+        raise NotAuthenticated("log in first")

@@ -1,0 +1,262 @@
+"""The inbox service: every change to a conversation's life cycle, each in one transaction with its event.
+
+Claim is one conditional UPDATE, so of two people claiming at once exactly one wins. The other verbs
+read the conversation, decide by its state, and write only if the version they read is still
+current; a concurrent change makes them read and decide again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from webcare.access import Actor, conversation_visible
+from webcare.conversations import conversation_item, iso, message_json, visible_conversation
+from webcare.db import Database, Tx
+from webcare.errors import AlreadyClaimed, Conflict, InvalidState
+from webcare.models import Conversation, Department, Message, Reply, User
+from webcare.people import require_department, require_user
+from webcare.settings import Settings
+
+C = Conversation
+Values = dict[str, Any]
+
+_UNCLAIMED: Values = {"claimed_by_id": None, "claimed_at": None, "lease_expires_at": None}
+
+
+@dataclass(frozen=True)
+class Before:
+    """What a conversation looked like when a change decided on it."""
+
+    status: str
+    claimed_by_id: int | None
+    lease_expires_at: dt.datetime | None
+
+    def claimed_by_other(self, actor: Actor, now: dt.datetime) -> bool:
+        return (self.claimed_by_id is not None and self.claimed_by_id != actor.id
+                and self.lease_expires_at is not None and self.lease_expires_at > now)
+
+
+class Inbox:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+
+    def _lease(self, now: dt.datetime) -> dt.datetime:
+        return now + dt.timedelta(seconds=self.settings.claim_lease_seconds)
+
+    async def claim(self, actor: Actor, conversation_id: int) -> dict[str, Any]:
+        async with self.db.write() as tx:
+            now = tx.now
+            lease = self._lease(now)
+            won = (await tx.session.scalars(
+                sa.update(C)
+                .where(C.id == conversation_id, conversation_visible(actor), C.status != "closed",
+                       sa.or_(C.claimed_by_id.is_(None), C.lease_expires_at <= now))
+                .values(status=sa.case((C.status == "escalated", "escalated"), else_="claimed"),
+                        claimed_by_id=actor.id, claimed_at=now, lease_expires_at=lease, updated_at=now,
+                        version=C.version + 1)
+                .returning(C)
+            )).one_or_none()
+            if won is not None:
+                tx.emit("conversation.claimed", conversation_id, actor.id, claimed_by=actor.id,
+                        lease_expires_at=iso(lease))
+                return await conversation_item(tx.session, won)
+            conversation = await visible_conversation(tx.session, actor, conversation_id)
+            if conversation.status == "closed":
+                raise InvalidState("this conversation is closed; reopen it before claiming it")
+            if conversation.claimed_by_id != actor.id:
+                raise await _already_claimed(tx, conversation.claimed_by_id)
+            # Claiming what one already has renews the lease.
+            renewed = (await tx.session.scalars(
+                sa.update(C).where(C.id == conversation_id, C.claimed_by_id == actor.id)
+                .values(lease_expires_at=lease, version=C.version + 1).returning(C)
+            )).one_or_none()
+            if renewed is None:
+                raise InvalidState("this conversation changed while you claimed it; look again")
+            return await conversation_item(tx.session, renewed)
+
+    async def release(self, actor: Actor, conversation_id: int) -> dict[str, Any]:
+        def decide(c: Conversation, before: Before) -> Values:
+            if c.claimed_by_id is not None and (c.claimed_by_id == actor.id or actor.oversees):
+                return {**_UNCLAIMED, "status": "open" if c.status == "claimed" else c.status}
+            if c.status == "escalated" and (actor.oversees or c.assignee_user_id == actor.id or (
+                    c.assignee_department_id is not None and c.assignee_department_id == actor.department_id)):
+                # The expert hands it back to the queue.
+                return {"status": "open", "assignee_user_id": None, "assignee_department_id": None}
+            raise InvalidState("you have not claimed this conversation, nor is it escalated to you",
+                               code="not_claimed")
+
+        async with self.db.write() as tx:
+            before, conversation = await self._change(tx, actor, conversation_id, decide)
+            tx.emit("conversation.released", conversation_id, actor.id, reason="released",
+                    previous_claimed_by=before.claimed_by_id,
+                    handed_back=before.status == "escalated" and conversation.status == "open")
+            return await conversation_item(tx.session, conversation)
+
+    async def escalate(self, actor: Actor, conversation_id: int, *, user_id: int | None, department_id: int | None,
+                       note: str) -> dict[str, Any]:
+        async with self.db.write() as tx:
+            target: dict[str, Any]
+            if user_id is not None:
+                user = await require_user(tx.session, user_id)
+                target = {"type": "user", "id": user.id, "name": user.name}
+            else:
+                assert department_id is not None
+                department: Department = await require_department(tx.session, department_id)
+                target = {"type": "department", "id": department.id, "name": department.name}
+
+            def decide(c: Conversation, before: Before) -> Values:
+                if c.status == "closed":
+                    raise InvalidState("this conversation is closed; reopen it before escalating it")
+                if before.claimed_by_other(actor, tx.now) and not actor.oversees:
+                    raise _ClaimedBy(before.claimed_by_id)
+                return {**_UNCLAIMED, "status": "escalated", "assignee_user_id": user_id,
+                        "assignee_department_id": department_id}
+
+            _, conversation = await self._change_explained(tx, actor, conversation_id, decide)
+            message = await _add_message(tx, conversation, actor, "note", note)
+            tx.emit("conversation.escalated", conversation_id, actor.id, to=target, note=note, message_id=message.id)
+            return await conversation_item(tx.session, conversation)
+
+    async def add_note(self, actor: Actor, conversation_id: int, text: str) -> dict[str, Any]:
+        async with self.db.write() as tx:
+            conversation = await visible_conversation(tx.session, actor, conversation_id)
+            await self._renew_lease(tx, actor, conversation_id)
+            message = await _add_message(tx, conversation, actor, "note", text)
+            body = message_json(message, None, actor.name)
+            tx.emit("note.added", conversation_id, actor.id, message=body)
+            return body
+
+    async def reply(self, actor: Actor, conversation_id: int, text: str) -> dict[str, Any]:
+        async with self.db.write() as tx:
+            now = tx.now
+
+            def decide(c: Conversation, before: Before) -> Values:
+                if c.status == "closed":
+                    raise InvalidState("this conversation is closed; reopen it before replying")
+                if before.claimed_by_other(actor, now):
+                    raise _ClaimedBy(before.claimed_by_id)
+                mine = c.claimed_by_id == actor.id and before.lease_expires_at is not None
+                return {"status": c.status if c.status in ("escalated", "claimed") else "claimed",
+                        "claimed_by_id": actor.id, "claimed_at": c.claimed_at if mine else now,
+                        "lease_expires_at": self._lease(now)}
+
+            before, conversation = await self._change_explained(tx, actor, conversation_id, decide)
+            if before.claimed_by_id != actor.id or (before.lease_expires_at or now) <= now:
+                tx.emit("conversation.claimed", conversation_id, actor.id, claimed_by=actor.id,
+                        lease_expires_at=iso(conversation.lease_expires_at))
+            message = await _add_message(tx, conversation, actor, "out", text)
+            in_reply_to = await tx.session.scalar(
+                sa.select(Message.external_id)
+                .where(Message.conversation_id == conversation_id, Message.direction == "in")
+                .order_by(Message.created_at.desc(), Message.id.desc()).limit(1))
+            reply = Reply(message_id=message.id, conversation_id=conversation_id, account_id=conversation.account_id,
+                          user_id=actor.id, state="queued", in_reply_to=in_reply_to,
+                          idempotency_key=secrets.token_hex(16), next_attempt_at=now, created_at=now)
+            tx.session.add(reply)
+            await tx.session.flush()
+            tx.emit("reply.queued", conversation_id, actor.id, reply_id=reply.id,
+                    message=message_json(message, reply, actor.name))
+            return {"id": reply.id, "state": reply.state, "message_id": message.id, "conversation_id": conversation_id}
+
+    async def close(self, actor: Actor, conversation_id: int, reason: str) -> dict[str, Any]:
+        async with self.db.write() as tx:
+            def decide(c: Conversation, before: Before) -> Values:
+                if c.status == "closed":
+                    raise InvalidState("this conversation is closed already")
+                if before.claimed_by_other(actor, tx.now) and not actor.oversees:
+                    raise _ClaimedBy(before.claimed_by_id)
+                return {**_UNCLAIMED, "status": "closed", "close_reason": reason, "waiting_since": None}
+
+            _, conversation = await self._change_explained(tx, actor, conversation_id, decide)
+            tx.emit("conversation.closed", conversation_id, actor.id, reason=reason)
+            return await conversation_item(tx.session, conversation)
+
+    async def reopen(self, actor: Actor, conversation_id: int) -> dict[str, Any]:
+        async with self.db.write() as tx:
+            def decide(c: Conversation, before: Before) -> Values:
+                if c.status not in ("closed", "answered"):
+                    raise InvalidState(f"only closed or answered conversations can be reopened; this one is {c.status}")
+                return {**_UNCLAIMED, "status": "open", "close_reason": None, "assignee_user_id": None,
+                        "assignee_department_id": None, "waiting_since": c.waiting_since or tx.now}
+
+            _, conversation = await self._change_explained(tx, actor, conversation_id, decide)
+            tx.emit("conversation.reopened", conversation_id, actor.id, reason="by_user")
+            return await conversation_item(tx.session, conversation)
+
+    async def expire_leases(self) -> int:
+        """Return every claim whose lease ran out to the queue; the number returned."""
+        async with self.db.write() as tx:
+            now = tx.now
+            stale = (await tx.session.execute(
+                sa.select(C.id, C.claimed_by_id, C.version)
+                .where(C.claimed_by_id.is_not(None), C.lease_expires_at <= now)
+                .order_by(C.id).limit(500)
+            )).all()
+            expired = 0
+            for conversation_id, claimed_by, version in stale:
+                done = (await tx.session.execute(
+                    sa.update(C).where(C.id == conversation_id, C.version == version)
+                    .values(**_UNCLAIMED, status=sa.case((C.status == "claimed", "open"), else_=C.status),
+                            version=version + 1, updated_at=now)
+                    .returning(C.id)
+                )).scalar_one_or_none()
+                if done is not None:
+                    expired += 1
+                    tx.emit("conversation.released", conversation_id, None, reason="lease_expired",
+                            previous_claimed_by=claimed_by, handed_back=False)
+            return expired
+
+    async def _renew_lease(self, tx: Tx, actor: Actor, conversation_id: int) -> None:
+        await tx.session.execute(
+            sa.update(C).where(C.id == conversation_id, C.claimed_by_id == actor.id, C.lease_expires_at > tx.now)
+            .values(lease_expires_at=self._lease(tx.now))
+        )
+
+    async def _change_explained(self, tx: Tx, actor: Actor, conversation_id: int,
+                                decide: Callable[[Conversation, Before], Values]) -> tuple[Before, Conversation]:
+        try:
+            return await self._change(tx, actor, conversation_id, decide)
+        except _ClaimedBy as e:
+            raise await _already_claimed(tx, e.user_id) from None
+
+    async def _change(self, tx: Tx, actor: Actor, conversation_id: int,
+                      decide: Callable[[Conversation, Before], Values]) -> tuple[Before, Conversation]:
+        for _ in range(10):
+            c = await visible_conversation(tx.session, actor, conversation_id, fresh=True)
+            before = Before(c.status, c.claimed_by_id, c.lease_expires_at)
+            values = decide(c, before)
+            changed = (await tx.session.scalars(
+                sa.update(C).where(C.id == conversation_id, C.version == c.version)
+                .values(**values, version=c.version + 1, updated_at=tx.now)
+                .returning(C)
+            )).one_or_none()
+            if changed is not None:
+                return before, changed
+        raise Conflict("this conversation keeps changing under us; try again", code="busy")
+
+
+class _ClaimedBy(Exception):
+    def __init__(self, user_id: int | None) -> None:
+        self.user_id = user_id
+
+
+async def _already_claimed(tx: Tx, user_id: int | None) -> AlreadyClaimed:
+    user = await tx.session.get(User, user_id) if user_id is not None else None
+    who = user.name if user else "someone else"
+    return AlreadyClaimed(f"{who} has claimed this conversation",
+                          details={"claimed_by": {"id": user_id, "name": user.name if user else None}})
+
+
+async def _add_message(tx: Tx, conversation: Conversation, actor: Actor, direction: str, text: str) -> Message:
+    message = Message(conversation_id=conversation.id, account_id=conversation.account_id, direction=direction,
+                      text=text, user_id=actor.id, created_at=tx.now, received_at=tx.now)
+    tx.session.add(message)
+    await tx.session.flush()
+    return message

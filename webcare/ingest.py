@@ -1,0 +1,143 @@
+"""Taking messages in: deduplicate, thread, open or reopen a conversation, all in one transaction.
+
+The unique constraint on (account, external_id) decides what is a duplicate, never a look-up alone:
+two deliveries of one message racing each other store it once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from connectors.base import InboundMessage
+from webcare.conversations import message_json
+from webcare.db import Database, Tx
+from webcare.models import Conversation, Message
+
+PREVIEW_LENGTH = 140
+
+
+@dataclass(frozen=True)
+class Ingested:
+    conversation_id: int
+    message_id: int
+    created: bool
+
+
+class _Duplicate(Exception):
+    """Rolls back the transaction that lost a race to store the same message."""
+
+
+async def ingest(db: Database, account_id: int, message: InboundMessage) -> Ingested:
+    try:
+        async with db.write() as tx:
+            existing = await _existing(tx.session, account_id, message.external_id)
+            if existing is not None:
+                return existing
+            return await ingest_in(tx, account_id, message)
+    except _Duplicate:
+        async with db.read() as session:
+            existing = await _existing(session, account_id, message.external_id)
+        assert existing is not None, "a message that lost the race must be there"
+        return existing
+
+
+async def ingest_in(tx: Tx, account_id: int, message: InboundMessage) -> Ingested:
+    """Store one new inbound message inside ``tx``; raises _Duplicate when it was stored meanwhile."""
+    session = tx.session
+    conversation = await _thread(session, account_id, message)
+    is_new = conversation is None
+    if conversation is None:
+        conversation = Conversation(
+            account_id=account_id, status="open", author_id=message.author.id,
+            author_handle=message.author.handle, author_name=message.author.name,
+            subject_preview=_preview(message.text), waiting_since=message.created_at,
+            last_message_at=message.created_at, created_at=tx.now, updated_at=tx.now,
+        )
+        session.add(conversation)
+        await session.flush()
+        tx.emit("conversation.created", conversation.id, None, account_id=account_id,
+                author={"id": message.author.id, "handle": message.author.handle, "name": message.author.name},
+                subject_preview=conversation.subject_preview)
+    message_id = await _insert_message(session, tx, conversation, account_id, message)
+    if message_id is None:
+        raise _Duplicate
+    if not is_new:
+        await _follow_up(tx, conversation, message)
+    stored = await session.get(Message, message_id)
+    assert stored is not None
+    tx.emit("message.received", conversation.id, None, message=message_json(stored, None, None))
+    return Ingested(conversation.id, message_id, True)
+
+
+async def _existing(session: AsyncSession, account_id: int, external_id: str) -> Ingested | None:
+    row = (await session.execute(
+        sa.select(Message.id, Message.conversation_id)
+        .where(Message.account_id == account_id, Message.external_id == external_id)
+    )).first()
+    return Ingested(row.conversation_id, row.id, False) if row else None
+
+
+async def _thread(session: AsyncSession, account_id: int, message: InboundMessage) -> Conversation | None:
+    """The conversation this message continues: the one holding the message it replies to."""
+    if not message.in_reply_to:
+        return None
+    return await session.scalar(
+        sa.select(Conversation)
+        .join(Message, Message.conversation_id == Conversation.id)
+        .where(Message.account_id == account_id, Message.external_id == message.in_reply_to)
+        .execution_options(populate_existing=True)
+    )
+
+
+async def _insert_message(session: AsyncSession, tx: Tx, conversation: Conversation, account_id: int,
+                          message: InboundMessage) -> int | None:
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = (
+        insert(Message)
+        .values(conversation_id=conversation.id, account_id=account_id, direction="in",
+                external_id=message.external_id, in_reply_to=message.in_reply_to, text=message.text,
+                author_external_id=message.author.id, author_handle=message.author.handle,
+                author_name=message.author.name, created_at=message.created_at, received_at=tx.now)
+        .on_conflict_do_nothing(index_elements=["account_id", "external_id"])
+        .returning(Message.id)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def _follow_up(tx: Tx, conversation: Conversation, message: InboundMessage) -> None:
+    """A new message in an existing conversation: it waits again, and an answered or closed one reopens."""
+    c = Conversation
+    for _ in range(10):
+        current = await tx.session.scalar(
+            sa.select(c).where(c.id == conversation.id).execution_options(populate_existing=True))
+        assert current is not None
+        reopen = current.status in ("answered", "closed")
+        values: dict[str, Any] = {
+            "last_message_at": max(current.last_message_at, message.created_at),
+            "waiting_since": min(current.waiting_since, message.created_at) if current.waiting_since
+            else message.created_at,
+        }
+        if reopen:
+            values.update(status="open", close_reason=None, claimed_by_id=None, claimed_at=None,
+                          lease_expires_at=None, assignee_user_id=None, assignee_department_id=None)
+        done = (await tx.session.execute(
+            sa.update(c).where(c.id == current.id, c.version == current.version)
+            .values(**values, version=current.version + 1, updated_at=tx.now).returning(c.id)
+        )).scalar_one_or_none()
+        if done is not None:
+            if reopen:
+                tx.emit("conversation.reopened", conversation.id, None, reason="new_message",
+                        previous_status=current.status)
+            return
+    raise RuntimeError(f"conversation {conversation.id} kept changing while a message was added")
+
+
+def _preview(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= PREVIEW_LENGTH else flat[: PREVIEW_LENGTH - 1] + "…"

@@ -1,0 +1,29 @@
+"""The service objects one app (or one worker) works with, built once from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from webcare.accounts import Accounts
+from webcare.auth import Auth
+from webcare.db import Database
+from webcare.inbox import Inbox
+from webcare.security import Keys
+from webcare.settings import Settings
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    db: Database
+    keys: Keys
+    auth: Auth
+    accounts: Accounts
+    inbox: Inbox
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        db = Database(settings.database_url)
+        keys = Keys(settings.secret_key)
+        return cls(settings=settings, db=db, keys=keys, auth=Auth(db, settings, keys),
+                   accounts=Accounts(db, keys), inbox=Inbox(db, settings))

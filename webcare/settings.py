@@ -1,0 +1,123 @@
+"""Settings: one frozen object, read once from the ``WEBCARE_*`` environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./webcare.db"
+MIN_SECRET_LENGTH = 32
+
+
+class SettingsError(ValueError):
+    """A missing or malformed setting, with a message for the person starting the service."""
+
+
+class Secret:
+    """A string that never prints itself."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    secret_key: Secret = field(default_factory=lambda: Secret(""))
+    #: Seconds without activity after which a claim returns to the queue.
+    claim_lease_seconds: int = 900
+    #: How often the lease sweeper looks for expired claims.
+    lease_sweep_seconds: float = 15.0
+    session_max_age_seconds: int = 12 * 3600
+    #: Marks the session cookie Secure (set behind HTTPS).
+    secure_cookies: bool = False
+    login_max_failures: int = 10
+    login_window_seconds: int = 600
+    max_body_bytes: int = 256 * 1024
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        if len(self.secret_key.reveal()) < MIN_SECRET_LENGTH:
+            raise SettingsError(
+                f"WEBCARE_SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters "
+                "(it signs sessions and encrypts account credentials)"
+            )
+        if not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise SettingsError(
+                "WEBCARE_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://, "
+                f"not {self.database_url.split(':', 1)[0]!r}"
+            )
+        if self.claim_lease_seconds <= 0:
+            raise SettingsError("WEBCARE_CLAIM_LEASE_SECONDS must be positive")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, *, secret_fallback: str | None = None) -> Settings:
+        """Read the settings; ``secret_fallback`` stands in for a missing secret (demo mode only)."""
+        env = os.environ if env is None else env
+        secret = env.get("WEBCARE_SECRET_KEY") or secret_fallback
+        if not secret:
+            raise SettingsError(
+                "WEBCARE_SECRET_KEY is not set: give it a random value of at least 32 characters, "
+                "e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+            )
+        return cls(
+            database_url=env.get("WEBCARE_DATABASE_URL", DEFAULT_DATABASE_URL),
+            secret_key=Secret(secret),
+            claim_lease_seconds=_int(env, "WEBCARE_CLAIM_LEASE_SECONDS", cls.claim_lease_seconds),
+            lease_sweep_seconds=_float(env, "WEBCARE_LEASE_SWEEP_SECONDS", cls.lease_sweep_seconds),
+            session_max_age_seconds=_int(env, "WEBCARE_SESSION_MAX_AGE_SECONDS", cls.session_max_age_seconds),
+            secure_cookies=_bool(env, "WEBCARE_SECURE_COOKIES", cls.secure_cookies),
+            log_level=env.get("WEBCARE_LOG_LEVEL", cls.log_level),
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, not {raw!r}") from None
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, not {raw!r}")
