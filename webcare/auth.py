@@ -15,6 +15,10 @@ from webcare.security import Keys, new_token, token_digest, verify_password
 from webcare.settings import Settings
 
 SESSION_COOKIE = "webcare_session"
+_ACTOR = sa.select(User.id, User.email, User.name, User.role, User.department_id).where(User.active.is_(True))
+_BY_TOKEN = _ACTOR.join(ApiToken, ApiToken.user_id == User.id).where(ApiToken.token_hash == sa.bindparam("digest"))
+_BY_SESSION = _ACTOR.join(UserSession, UserSession.user_id == User.id).where(
+    UserSession.token_hash == sa.bindparam("digest"), UserSession.expires_at > sa.bindparam("now"))
 
 
 @dataclass(frozen=True)
@@ -69,24 +73,21 @@ class Auth:
             await tx.session.execute(sa.delete(UserSession).where(UserSession.token_hash == digest))
 
     async def from_bearer(self, token: str) -> Actor | None:
-        async with self.db.read() as s:
-            user = await s.scalar(
-                sa.select(User).join(ApiToken, ApiToken.user_id == User.id)
-                .where(ApiToken.token_hash == token_digest(token), User.active.is_(True))
-            )
-        return Actor.of(user) if user else None
+        return await self._actor(_BY_TOKEN, {"digest": token_digest(token)})
 
     async def from_cookie(self, cookie: str) -> Principal | None:
         token = self.keys.unsign_session(cookie, max_age=self.settings.session_max_age_seconds)
         if token is None:
             return None
-        async with self.db.read() as s:
-            user = await s.scalar(
-                sa.select(User).join(UserSession, UserSession.user_id == User.id)
-                .where(UserSession.token_hash == token_digest(token), UserSession.expires_at > utcnow(),
-                       User.active.is_(True))
-            )
-        return Principal(Actor.of(user), token) if user else None
+        actor = await self._actor(_BY_SESSION, {"digest": token_digest(token), "now": utcnow()})
+        return Principal(actor, token) if actor else None
+
+    async def _actor(self, stmt: sa.Select[int, str, str, str, int | None], params: dict[str, object]
+                     ) -> Actor | None:
+        # Every request asks this: one prebuilt statement on a bare connection, no ORM, no transaction.
+        async with self.db.connect() as conn:
+            row = (await conn.execute(stmt, params)).first()
+        return Actor(row.id, row.email, row.name, row.role, row.department_id) if row else None
 
     async def authenticate(self, authorization: str | None, cookie: str | None) -> Principal:
         if authorization:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
+import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -17,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 
 from webcare.models import Event, EventCounter, utcnow
 
@@ -63,10 +65,14 @@ class Database:
             self.write_engine = create_async_engine(url, echo=echo, pool_size=1, max_overflow=0)
             _sqlite_setup(self.write_engine, begin="BEGIN IMMEDIATE")
         else:
+            # No pre-ping: it costs a round trip per checkout; recycling bounds a connection's age instead.
             self.engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size,
-                                              pool_pre_ping=True)
+                                              pool_recycle=1800)
             self.write_engine = self.engine
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        # Single-statement reads need no transaction: on PostgreSQL that saves BEGIN and ROLLBACK.
+        self._autocommit = self.engine if self.is_sqlite else self.engine.execution_options(
+            isolation_level="AUTOCOMMIT")
 
     def add_commit_listener(self, listener: CommitListener) -> None:
         """``listener(last_seq)`` runs after every commit that wrote events."""
@@ -76,6 +82,12 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncSession]:
         async with AsyncSession(self.engine, expire_on_commit=False) as session:
             yield session
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for one read statement, outside any transaction where the engine allows."""
+        async with self._autocommit.connect() as conn:
+            yield conn
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Tx]:
@@ -109,6 +121,12 @@ async def _append_events(tx: Tx) -> int | None:
     if not tx.events:
         return None
     n = len(tx.events)
+    rows = [{"type": e.type, "conversation_id": e.conversation_id, "actor_id": e.actor_id, "at": e.at,
+             "data": e.data} for e in tx.events]
+    if tx.session.get_bind().dialect.name == "postgresql":
+        # One round trip: take the numbers and insert the rows in a single statement.
+        return int((await tx.session.execute(_pg_append(n), {"n": n, "rows": json.dumps(rows, default=_iso)})
+                    ).scalar_one())
     last: int = (
         await tx.session.execute(
             sa.update(EventCounter).where(EventCounter.id == 1)
@@ -116,15 +134,27 @@ async def _append_events(tx: Tx) -> int | None:
         )
     ).scalar_one()
     first = last - n + 1
-    await tx.session.execute(
-        sa.insert(Event),
-        [
-            {"seq": first + i, "type": e.type, "conversation_id": e.conversation_id, "actor_id": e.actor_id,
-             "at": e.at, "data": e.data}
-            for i, e in enumerate(tx.events)
-        ],
-    )
+    await tx.session.execute(sa.insert(Event), [{"seq": first + i, **row} for i, row in enumerate(rows)])
     return last
+
+
+@functools.cache
+def _pg_append(n: int) -> sa.TextClause:
+    return sa.text(
+        "WITH counter AS (UPDATE event_counter SET last_seq = last_seq + :n WHERE id = 1 RETURNING last_seq), "
+        "inserted AS (INSERT INTO events (seq, type, conversation_id, actor_id, at, data) "
+        "SELECT counter.last_seq - :n + e.ordinality, e.value->>'type', (e.value->>'conversation_id')::int, "
+        "(e.value->>'actor_id')::int, (e.value->>'at')::timestamptz, e.value->'data' "
+        "FROM counter, jsonb_array_elements(CAST(:rows AS jsonb)) WITH ORDINALITY AS e(value, ordinality) "
+        "RETURNING seq) "
+        "SELECT last_seq FROM counter"
+    )
+
+
+def _iso(value: object) -> str:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _sqlite_setup(engine: AsyncEngine, *, begin: str) -> None:
