@@ -221,3 +221,32 @@ async def server(db_url: str) -> AsyncIterator[Harness]:
             for c in harness.clients:
                 await c.aclose()
             await db.dispose()
+
+
+@dataclass
+class FakeServer:
+    """The fake X and Mastodon (connectors.fake) served by uvicorn on loopback."""
+
+    fake: Any  # connectors.fake.FakePlatform
+    url: str
+
+    @property
+    def x_url(self) -> str:
+        return f"{self.url}/x"
+
+    @property
+    def mastodon_url(self) -> str:
+        return f"{self.url}/mastodon"
+
+
+@pytest.fixture
+def fake_server() -> Iterator[FakeServer]:
+    from connectors.fake import FakePlatform
+    from connectors.fake import create_app as create_fake_app
+
+    fake = FakePlatform()
+    with ServerThread(create_fake_app(fake)) as running:
+        try:
+            yield FakeServer(fake, running.url)
+        finally:
+            fake.release()  # answers still held back by a delay fault go out, so the server can stop
