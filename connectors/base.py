@@ -56,6 +56,9 @@ class OutboundReply:
     in_reply_to: str | None
     idempotency_key: str
     author_name: str
+    #: The platform thread to answer in when there is no reply chain: the ``thread_id`` of the
+    #: inbound message (an X direct-message conversation). None for public replies.
+    thread_id: str | None = None
 
 
 @dataclass(frozen=True)
