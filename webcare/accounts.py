@@ -7,6 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from webcare.access import Actor, account_visible
+from webcare.conversations import iso
 from webcare.db import Database
 from webcare.errors import BadRequest, NotFound
 from webcare.models import Account
@@ -28,7 +29,10 @@ REQUIRED_CREDENTIALS: dict[str, tuple[str, ...]] = {
 def account_json(a: Account) -> dict[str, Any]:
     return {"id": a.id, "platform": a.platform, "handle": a.handle, "name": a.name,
             "department_id": a.department_id, "settings": a.settings, "restricted": a.restricted,
-            "active": a.active, "has_credentials": bool(a.credentials_encrypted)}
+            "active": a.active, "has_credentials": bool(a.credentials_encrypted),
+            "health": {"last_polled_at": iso(a.last_polled_at), "last_error": a.last_error,
+                       "last_error_at": iso(a.last_error_at), "needs_reauth": a.needs_reauth,
+                       "next_poll_at": iso(a.next_poll_at), "failures": a.poll_failures}}
 
 
 class Accounts:
@@ -76,6 +80,10 @@ class Accounts:
             if "credentials" in fields:
                 credentials = fields.pop("credentials") or {}
                 account.credentials_encrypted = self.keys.encrypt_credentials(credentials) if credentials else None
+                # New credentials: poll again at once instead of waiting out the old trouble.
+                account.needs_reauth = False
+                account.poll_failures = 0
+                account.next_poll_at = None
             _check_credentials(account.platform, fields.get("settings", account.settings), credentials)
             for key, value in fields.items():
                 if value is not None or key == "settings":

@@ -23,6 +23,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--demo", action="store_true", help="seed a demo organisation that keeps receiving messages")
     serve.add_argument("--no-workers", action="store_true", help="run no background workers in this process")
 
+    sub.add_parser("worker", help="poll connectors and deliver replies, without HTTP")
     sub.add_parser("migrate", help="bring the database schema to the newest version")
 
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="user_command", required=True)
@@ -42,6 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             return _serve(args)
         settings = Settings.from_env()
+        if args.command == "worker":
+            return _worker(settings)
         if args.command == "migrate":
             from webcare.migrate import upgrade
 
@@ -102,6 +105,21 @@ async def _token_create(settings: Settings, email: str) -> int:
     return 0
 
 
+def _worker(settings: Settings) -> int:
+    from webcare.migrate import upgrade
+    from webcare.services import Services
+    from webcare.workers import run_forever
+
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    upgrade(settings.database_url)
+
+    async def main() -> None:
+        await run_forever(Services.build(settings))
+
+    asyncio.run(main())
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -119,8 +137,7 @@ def _serve(args: argparse.Namespace) -> int:
         login = asyncio.run(demo.seed())
         print(f"\n  Webcare demo at http://{args.host}:{args.port}/\n  log in as {login[0]} / {login[1]}\n",
               flush=True)
-    # There are no connector workers yet; --no-workers is accepted so scripts can say it already.
-    app = create_app(settings, demo=demo)
+    app = create_app(settings, demo=demo, workers=not args.no_workers)
     uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(), proxy_headers=True)
     return 0
 

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from webcare.access import Actor
 from webcare.conversations import conversation_item, iso, message_json, visible_conversation
 from webcare.db import Database, Tx
-from webcare.errors import AlreadyClaimed, Conflict, InvalidState
+from webcare.errors import AlreadyClaimed, Conflict, InvalidState, NotFound
 from webcare.models import Account, Conversation, Department, Message, Reply, User
 from webcare.people import require_department, require_user
 from webcare.settings import Settings
@@ -164,18 +164,37 @@ class Inbox:
                 tx.emit("conversation.claimed", conversation_id, actor.id, claimed_by=actor.id,
                         lease_expires_at=iso(conversation.lease_expires_at))
             message = await _add_message(tx, conversation, actor, "out", text)
-            in_reply_to = await tx.session.scalar(
-                sa.select(Message.external_id)
+            # A reply answers the latest message from the public, in its thread.
+            latest = (await tx.session.execute(
+                sa.select(Message.external_id, Message.thread_id)
                 .where(Message.conversation_id == conversation_id, Message.direction == "in")
-                .order_by(Message.created_at.desc(), Message.id.desc()).limit(1))
+                .order_by(Message.created_at.desc(), Message.id.desc()).limit(1))).first()
             reply = Reply(message_id=message.id, conversation_id=conversation_id, account_id=conversation.account_id,
-                          user_id=actor.id, state="queued", in_reply_to=in_reply_to,
+                          user_id=actor.id, state="queued", in_reply_to=latest.external_id if latest else None,
+                          thread_id=latest.thread_id if latest else None,
                           idempotency_key=secrets.token_hex(16), next_attempt_at=now, created_at=now)
             tx.session.add(reply)
             await tx.session.flush()
             tx.emit("reply.queued", conversation_id, actor.id, reply_id=reply.id,
                     message=message_json(message, reply, actor.name))
             return {"id": reply.id, "state": reply.state, "message_id": message.id, "conversation_id": conversation_id}
+
+    async def retry_reply(self, actor: Actor, reply_id: int) -> dict[str, Any]:
+        """Queue a failed reply again; if an earlier attempt may have been posted, the platform is asked first."""
+        async with self.db.write() as tx:
+            reply = await tx.session.get(Reply, reply_id)
+            if reply is None:
+                raise NotFound(f"reply {reply_id} does not exist", code="reply_not_found")
+            await visible_conversation(tx.session, actor, reply.conversation_id)
+            done = (await tx.session.execute(
+                sa.update(Reply).where(Reply.id == reply_id, Reply.state == "failed")
+                .values(state="queued", attempts=0, next_attempt_at=tx.now).returning(Reply.id)
+            )).scalar_one_or_none()
+            if done is None:
+                raise InvalidState(f"only a failed reply can be retried; this one is {reply.state}")
+            tx.emit("reply.queued", reply.conversation_id, actor.id, reply_id=reply_id, retry=True)
+            return {"id": reply_id, "state": "queued", "message_id": reply.message_id,
+                    "conversation_id": reply.conversation_id}
 
     async def close(self, actor: Actor, conversation_id: int, reason: str) -> dict[str, Any]:
         async with self.db.write() as tx:

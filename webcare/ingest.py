@@ -6,6 +6,7 @@ two deliveries of one message racing each other store it once.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,29 @@ async def ingest(db: Database, account_id: int, message: InboundMessage) -> Inge
         return existing
 
 
+async def store_page(db: Database, account_id: int, messages: Sequence[InboundMessage],
+                     also: Callable[[Tx], Awaitable[None]]) -> int:
+    """Store a page of fetched messages and run ``also`` (storing the cursor) in the same transaction.
+
+    Oldest first, so a reply within the page finds the message it answers. Messages seen before are
+    skipped; a message that another writer stores meanwhile makes the whole page start again.
+    """
+    ordered = sorted(messages, key=lambda m: m.created_at)
+    for _ in range(5):
+        try:
+            async with db.write() as tx:
+                stored = 0
+                for message in ordered:
+                    if await _existing(tx.session, account_id, message.external_id) is None:
+                        await ingest_in(tx, account_id, message)
+                        stored += 1
+                await also(tx)
+                return stored
+        except _Duplicate:
+            continue
+    raise RuntimeError(f"a page for account {account_id} kept colliding with other writers")
+
+
 async def ingest_in(tx: Tx, account_id: int, message: InboundMessage) -> Ingested:
     """Store one new inbound message inside ``tx``; raises _Duplicate when it was stored meanwhile."""
     session = tx.session
@@ -84,15 +108,26 @@ async def _existing(session: AsyncSession, account_id: int, external_id: str) ->
 
 
 async def _thread(session: AsyncSession, account_id: int, message: InboundMessage) -> Conversation | None:
-    """The conversation this message continues: the one holding the message it replies to."""
-    if not message.in_reply_to:
-        return None
-    return await session.scalar(
-        sa.select(Conversation)
-        .join(Message, Message.conversation_id == Conversation.id)
-        .where(Message.account_id == account_id, Message.external_id == message.in_reply_to)
-        .execution_options(populate_existing=True)
-    )
+    """The conversation this message continues: the one holding the message it replies to, else the
+    latest one of its platform thread (a direct-message conversation has no reply chain)."""
+    if message.in_reply_to:
+        found = await session.scalar(
+            sa.select(Conversation)
+            .join(Message, Message.conversation_id == Conversation.id)
+            .where(Message.account_id == account_id, Message.external_id == message.in_reply_to)
+            .execution_options(populate_existing=True)
+        )
+        if found is not None:
+            return found
+    if message.thread_id:
+        return await session.scalar(
+            sa.select(Conversation)
+            .join(Message, Message.conversation_id == Conversation.id)
+            .where(Message.account_id == account_id, Message.thread_id == message.thread_id)
+            .order_by(Conversation.id.desc()).limit(1)
+            .execution_options(populate_existing=True)
+        )
+    return None
 
 
 async def _insert_message(session: AsyncSession, tx: Tx, conversation: Conversation, account_id: int,
@@ -101,7 +136,8 @@ async def _insert_message(session: AsyncSession, tx: Tx, conversation: Conversat
     stmt = (
         insert(Message)
         .values(conversation_id=conversation.id, account_id=account_id, direction="in",
-                external_id=message.external_id, in_reply_to=message.in_reply_to, text=message.text,
+                external_id=message.external_id, in_reply_to=message.in_reply_to, thread_id=message.thread_id,
+                text=message.text,
                 author_external_id=message.author.id, author_handle=message.author.handle,
                 author_name=message.author.name, created_at=message.created_at, received_at=tx.now)
         .on_conflict_do_nothing(index_elements=["account_id", "external_id"])
@@ -117,7 +153,9 @@ async def _follow_up(tx: Tx, conversation: Conversation, message: InboundMessage
         current = await tx.session.scalar(
             sa.select(c).where(c.id == conversation.id).execution_options(populate_existing=True))
         assert current is not None
-        reopen = current.status in ("answered", "closed")
+        # Read before the UPDATE: the ORM update synchronises ``current`` to the new values.
+        previous_status = current.status
+        reopen = previous_status in ("answered", "closed")
         values: dict[str, Any] = {
             "last_message_at": max(current.last_message_at, message.created_at),
             "waiting_since": min(current.waiting_since, message.created_at) if current.waiting_since
@@ -133,7 +171,7 @@ async def _follow_up(tx: Tx, conversation: Conversation, message: InboundMessage
         if done is not None:
             if reopen:
                 tx.emit("conversation.reopened", conversation.id, None, reason="new_message",
-                        previous_status=current.status)
+                        previous_status=previous_status)
             return
     raise RuntimeError(f"conversation {conversation.id} kept changing while a message was added")
 

@@ -130,6 +130,17 @@ class Account(Base):
     active: Mapped[bool] = mapped_column(default=True)
     cursor: Mapped[dict[str, Any] | None] = mapped_column()
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Polling: one worker at a time holds an account's poll lease; when it dies the lease runs out.
+    poll_owner: Mapped[str | None] = mapped_column(sa.String(100))
+    poll_lease_expires_at: Mapped[dt.datetime | None]
+    next_poll_at: Mapped[dt.datetime | None]
+    poll_failures: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Health: what a person looking after the account needs to see.
+    last_polled_at: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    last_error_at: Mapped[dt.datetime | None]
+    #: The platform refused the credentials: polling stops until someone renews them.
+    needs_reauth: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
 
 class Conversation(Base):
@@ -166,6 +177,7 @@ class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (
         _one_of("direction", DIRECTIONS, "direction"),
+        sa.Index("ix_messages_account_thread", "account_id", "thread_id"),
         # Ingesting the same platform message twice changes nothing: this constraint decides.
         sa.UniqueConstraint("account_id", "external_id"),
     )
@@ -176,6 +188,8 @@ class Message(Base):
     direction: Mapped[str] = mapped_column(sa.String(10))
     external_id: Mapped[str | None] = mapped_column(sa.String(200))
     in_reply_to: Mapped[str | None] = mapped_column(sa.String(200))
+    #: A platform thread without a reply chain (a direct-message conversation).
+    thread_id: Mapped[str | None] = mapped_column(sa.String(200))
     text: Mapped[str] = mapped_column(sa.Text)
     #: The platform author of an inbound message.
     author_external_id: Mapped[str | None] = mapped_column(sa.String(200))
@@ -209,6 +223,11 @@ class Reply(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[dt.datetime | None]
     lease_expires_at: Mapped[dt.datetime | None]
+    #: Names the attempt that holds the send lease, so a worker whose lease ran out cannot record over another's.
+    attempt_token: Mapped[str | None] = mapped_column(sa.String(64))
+    #: An earlier attempt may have reached the platform: ask the platform before posting again.
+    outcome_unknown: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    thread_id: Mapped[str | None] = mapped_column(sa.String(200))
     external_id: Mapped[str | None] = mapped_column(sa.String(200))
     last_error: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

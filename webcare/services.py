@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from webcare.accounts import Accounts
 from webcare.auth import Auth
+from webcare.connections import ConnectorPool
 from webcare.db import Database
 from webcare.inbox import Inbox
 from webcare.security import Keys
@@ -20,10 +21,11 @@ class Services:
     auth: Auth
     accounts: Accounts
     inbox: Inbox
+    connectors: ConnectorPool
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
         db = Database(settings.database_url)
         keys = Keys(settings.secret_key)
         return cls(settings=settings, db=db, keys=keys, auth=Auth(db, settings, keys),
-                   accounts=Accounts(db, keys), inbox=Inbox(db, settings))
+                   accounts=Accounts(db, keys), inbox=Inbox(db, settings), connectors=ConnectorPool(keys))

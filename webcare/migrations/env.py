@@ -10,7 +10,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from webcare.models import Base
+from webcare.models import Base, UTCDateTime
 from webcare.settings import DEFAULT_DATABASE_URL
 
 config = context.config
@@ -21,12 +21,20 @@ def database_url() -> str:
     return config.attributes.get("database_url") or os.environ.get("WEBCARE_DATABASE_URL", DEFAULT_DATABASE_URL)
 
 
+def render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
+    # Migrations stand alone: our UTC decorator is an aware DateTime as far as the schema goes.
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
 def configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        render_item=render_item,
     )
 
 
