@@ -51,6 +51,14 @@ class Settings:
     login_max_failures: int = 10
     login_window_seconds: int = 600
     max_body_bytes: int = 256 * 1024
+    #: How often each hub reads the event log though nothing woke it: a lost notification costs at most this.
+    live_poll_seconds: float = 5.0
+    #: Recent events each hub keeps for its sockets; one that falls further behind is closed with 4000.
+    live_buffer_size: int = 5000
+    #: How long a worker may hold an account between signs of life before another takes it over.
+    poll_lease_seconds: float = 120.0
+    #: How long a reply may stay 'sending' before another worker reconciles it.
+    send_lease_seconds: float = 60.0
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -66,6 +74,8 @@ class Settings:
             )
         if self.claim_lease_seconds <= 0:
             raise SettingsError("WEBCARE_CLAIM_LEASE_SECONDS must be positive")
+        if self.live_poll_seconds <= 0 or self.live_buffer_size <= 0:
+            raise SettingsError("WEBCARE_LIVE_POLL_SECONDS and WEBCARE_LIVE_BUFFER_SIZE must be positive")
 
     @property
     def is_sqlite(self) -> bool:
@@ -88,6 +98,10 @@ class Settings:
             lease_sweep_seconds=_float(env, "WEBCARE_LEASE_SWEEP_SECONDS", cls.lease_sweep_seconds),
             session_max_age_seconds=_int(env, "WEBCARE_SESSION_MAX_AGE_SECONDS", cls.session_max_age_seconds),
             secure_cookies=_bool(env, "WEBCARE_SECURE_COOKIES", cls.secure_cookies),
+            live_poll_seconds=_float(env, "WEBCARE_LIVE_POLL_SECONDS", cls.live_poll_seconds),
+            live_buffer_size=_int(env, "WEBCARE_LIVE_BUFFER_SIZE", cls.live_buffer_size),
+            poll_lease_seconds=_float(env, "WEBCARE_POLL_LEASE_SECONDS", cls.poll_lease_seconds),
+            send_lease_seconds=_float(env, "WEBCARE_SEND_LEASE_SECONDS", cls.send_lease_seconds),
             log_level=env.get("WEBCARE_LOG_LEVEL", cls.log_level),
         )
 

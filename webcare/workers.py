@@ -29,8 +29,9 @@ def worker_id() -> str:
 class Workers:
     def __init__(self, services: Services, *, connectors: bool = True) -> None:
         self.services = services
-        self.poller = Poller(services.db, services.connectors, worker_id())
-        self.outbox = Outbox(services.db, services.connectors)
+        settings = services.settings
+        self.poller = Poller(services.db, services.connectors, worker_id(), lease_seconds=settings.poll_lease_seconds)
+        self.outbox = Outbox(services.db, services.connectors, lease_seconds=settings.send_lease_seconds)
         self.with_connectors = connectors
         self._tasks: list[asyncio.Task[None]] = []
 

@@ -1,0 +1,150 @@
+"""A `webcare worker` process killed with SIGKILL mid-poll and mid-send, then another one started:
+nothing is lost and nothing is doubled."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import SECRET, FakeServer, make_settings
+from webcare import people
+from webcare.access import Actor
+from webcare.db import Database
+from webcare.models import Account, Department, Message, Reply
+from webcare.schemas import UserIn
+from webcare.services import Services
+
+pytestmark = pytest.mark.anyio
+
+
+async def until(check: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+class Worker:
+    """`webcare worker` as a real process, with short leases so a dead one is taken over quickly."""
+
+    def __init__(self, db_url: str, log: Path) -> None:
+        self.log = log.open("ab")
+        env = dict(os.environ, WEBCARE_DATABASE_URL=db_url, WEBCARE_SECRET_KEY=SECRET,
+                   WEBCARE_POLL_LEASE_SECONDS="2", WEBCARE_SEND_LEASE_SECONDS="2", WEBCARE_LOG_LEVEL="warning")
+        self.proc = subprocess.Popen([sys.executable, "-m", "webcare", "worker"], env=env,
+                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def kill(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.log.close()
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[Callable[[str], Worker]]:
+    started: list[Worker] = []
+
+    def start(db_url: str) -> Worker:
+        started.append(Worker(db_url, tmp_path / "workers.log"))
+        return started[-1]
+
+    yield start
+    for w in started:
+        w.stop()
+
+
+async def messages(db: Database, account_id: int) -> list[Message]:
+    async with db.read() as s:
+        return list(await s.scalars(sa.select(Message).where(Message.account_id == account_id,
+                                                               Message.direction == "in")))
+
+
+async def test_a_killed_worker_loses_and_doubles_nothing(db_url: str, fake_server: FakeServer,
+                                                         workers: Callable[[str], Worker]) -> None:
+    fake = fake_server.fake
+    services = Services.build(make_settings(db_url))
+    db = services.db
+    try:
+        creds = fake.add_x_account("stadhuis").credentials()
+        async with db.write() as tx:
+            dep = Department(name="Publiekszaken")
+            tx.session.add(dep)
+            await tx.session.flush()
+            account = Account(platform="x", handle="stadhuis", name="Stadhuis", department_id=dep.id,
+                              settings={"base_url": fake_server.x_url, "poll_interval": 1, "page_size": 10},
+                              credentials_encrypted=services.keys.encrypt_credentials(creds))
+            tx.session.add(account)
+            await tx.session.flush()
+            account_id = account.id
+        agent = await people.create_user(db, UserIn(email="a@crash.test", name="Agent", role="agent"))
+        actor = Actor(agent["id"], agent["email"], agent["name"], "agent", None)
+
+        async def polled_once() -> bool:
+            async with db.read() as s:
+                return await s.scalar(sa.select(Account.cursor).where(Account.id == account_id)) is not None
+
+        # Mid-poll: the mentions request hangs after the fake has answered nothing yet; kill the worker then.
+        first = workers(db_url)
+        await until(polled_once, 60, "the first poll")
+        expected = {fake.inject_x_mention("stadhuis", f"Melding {i}", author=f"p{i}").id for i in range(25)}
+        before = len(fake.requests)
+        fake.add_fault("delay", platform="x", path="/mentions", delay=30, times=1)
+
+        async def fetching() -> bool:
+            return any(r["path"].endswith("/mentions") for r in fake.requests[before:])
+
+        await until(fetching, 30, "a poll in flight")
+        first.kill()
+        fake.release()
+        second = workers(db_url)
+
+        async def all_in() -> bool:
+            return len(await messages(db, account_id)) >= len(expected)
+
+        await until(all_in, 60, "every mention after the takeover")
+        assert sorted(m.external_id for m in await messages(db, account_id)) == sorted(expected)
+
+        # Mid-send: the platform stores the reply, then hangs before answering; kill the worker then.
+        conversation_id = (await messages(db, account_id))[0].conversation_id
+        fake.add_fault("hang_after", platform="x", method="POST", path="^/2/tweets$", delay=30, times=1)
+        reply = await services.inbox.reply(actor, conversation_id, "Dank u, we zoeken het uit.")
+
+        async def posted() -> bool:
+            return len(fake.posts("x", "stadhuis")) == 1
+
+        await until(posted, 30, "the reply to reach the platform")
+        second.kill()
+        fake.release()
+        workers(db_url)
+
+        async def sent() -> bool:
+            async with db.read() as s:
+                return await s.scalar(sa.select(Reply.state).where(Reply.id == reply["id"])) == "sent"
+
+        await until(sent, 60, "the reply to be recorded as sent")
+        posts = fake.posts("x", "stadhuis")
+        assert len(posts) == 1, "the reply was not posted again"
+        async with db.read() as s:
+            assert await s.scalar(sa.select(Reply.external_id).where(Reply.id == reply["id"])) == posts[0].id
+        assert len(await messages(db, account_id)) == len(expected)
+    finally:
+        await services.connectors.aclose()
+        await db.dispose()
