@@ -269,8 +269,10 @@ class XConnector:
 def translate(error: Exception) -> ConnectorError:
     """tweepy's and requests' exceptions as ours."""
     if isinstance(error, tweepy.TooManyRequests):
-        reset = error.reset_time if error.reset_time is not None else \
-            parse_int(error.response.headers.get("x-rate-limit-reset"))
+        # reset_time exists from tweepy 4.17 on; the header itself works with every 4.x.
+        reset = getattr(error, "reset_time", None)
+        if reset is None:
+            reset = parse_int(error.response.headers.get("x-rate-limit-reset"))
         return RateLimited(str(error), _epoch(reset) if reset is not None else utcnow() + RATE_WINDOW)
     if isinstance(error, tweepy.Unauthorized):
         return AuthExpired(str(error))
