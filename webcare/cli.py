@@ -110,7 +110,7 @@ def _worker(settings: Settings) -> int:
     from webcare.services import Services
     from webcare.workers import run_forever
 
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _logging(settings)
     upgrade(settings.database_url)
 
     async def main() -> None:
@@ -127,19 +127,28 @@ def _serve(args: argparse.Namespace) -> int:
     from webcare.migrate import upgrade
 
     settings = Settings.from_env(secret_fallback=_demo_secret() if args.demo else None)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _logging(settings)
     upgrade(settings.database_url)
     demo = None
     if args.demo:
         from webcare.demo import Demo
 
-        demo = Demo(settings)
+        local = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+        demo = Demo(settings, f"http://{local}:{args.port}/_fake")
         login = asyncio.run(demo.seed())
         print(f"\n  Webcare demo at http://{args.host}:{args.port}/\n  log in as {login[0]} / {login[1]}\n",
               flush=True)
     app = create_app(settings, demo=demo, workers=not args.no_workers)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(), proxy_headers=True)
+    # The demo's accounts poll the fake platform in this same process every few seconds: keep that out of the log.
+    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(), proxy_headers=True,
+                access_log=not args.demo)
     return 0
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Every platform request would be a line otherwise; errors still reach the log through our own loggers.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def _demo_secret() -> str:

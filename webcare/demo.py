@@ -8,13 +8,17 @@ import random
 import secrets
 
 import sqlalchemy as sa
+from starlette.types import ASGIApp
 
 from connectors.base import Author, InboundMessage
+from connectors.fake import FakePlatform
+from connectors.fake import create_app as create_fake_app
 from webcare import people
 from webcare.db import Database
 from webcare.ingest import ingest
 from webcare.models import Account, Message, User, utcnow
 from webcare.schemas import Role, UserIn
+from webcare.security import Keys
 from webcare.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,6 +34,10 @@ USERS: tuple[tuple[str, str, Role, str], ...] = (
 )
 ACCOUNTS = (("api", "gemeente_parkeren", "Parkeren (website)", "Parkeren"),
             ("api", "gemeente_afval", "Afval (app)", "Afval"))
+#: Accounts on the built-in fake platform; replies made in the inbox appear there.
+PLATFORM_ACCOUNTS = (("x", "gemeente", "Gemeente (X)", "Communicatie"),
+                     ("x", "gemeente_afval", "Afval (X)", "Afval"),
+                     ("mastodon", "gemeente", "Gemeente (Mastodon)", "Communicatie"))
 PUBLIC = (
     ("p1", "jan_de_vries", "Jan de Vries"), ("p2", "marieke82", "Marieke"), ("p3", "tom_k", "Tom Kramer"),
     ("p4", "expat_sarah", "Sarah Jones"), ("p5", "fietsfan", "Fatima el Amrani"), ("p6", "rotterdamrob", "Rob"),
@@ -50,11 +58,20 @@ FOLLOW_UPS = ("Nog iets: kan dat ook digitaal?", "Thanks! And what about weekend
 
 
 class Demo:
-    def __init__(self, settings: Settings) -> None:
+    """The demo organisation and its public. ``fake_url`` is where this process serves ``fake_app()``."""
+
+    def __init__(self, settings: Settings, fake_url: str) -> None:
         self.settings = settings
+        self.fake_url = fake_url.rstrip("/")
+        self.fake = FakePlatform()
+        self.keys = Keys(settings.secret_key)
+
+    def fake_app(self) -> ASGIApp:
+        return create_fake_app(self.fake)
 
     async def seed(self) -> tuple[str, str]:
-        """Create the demo organisation once; answers the login to print."""
+        """Create the demo organisation once, and connect its platform accounts to this run's fake platform;
+        answers the login to print."""
         db = Database(self.settings.database_url, pool_size=1)
         try:
             async with db.read() as s:
@@ -64,19 +81,42 @@ class Demo:
                     await people.create_user(db, UserIn(email=email, name=name, role=role, password=PASSWORD),
                                              department_name=department)
                 async with db.write() as tx:
+                    for department in DEPARTMENTS:
+                        await people.ensure_department(tx.session, department)
                     for platform, handle, name, department in ACCOUNTS:
                         dep = await people.ensure_department(tx.session, department)
                         tx.session.add(Account(platform=platform, handle=handle, name=name, department_id=dep.id,
                                                settings={}))
-                for department in DEPARTMENTS:
-                    async with db.write() as tx:
-                        await people.ensure_department(tx.session, department)
+            await self._connect_platform_accounts(db)
         finally:
             await db.dispose()
         return USERS[1][0], PASSWORD
 
-    async def run(self, db: Database, interval: float = 8.0) -> None:
-        """Keep the inbox filling: new questions, and now and then a follow-up to an earlier one."""
+    async def _connect_platform_accounts(self, db: Database) -> None:
+        # The fake platform starts empty with every run: register the accounts on it afresh, and start
+        # their cursors over, since the ids of an earlier run mean nothing to this one.
+        async with db.write() as tx:
+            for platform, handle, name, department in PLATFORM_ACCOUNTS:
+                if platform == "x":
+                    credentials = self.fake.add_x_account(handle, name).credentials()
+                else:
+                    credentials = {"access_token": str(self.fake.add_mastodon_account(handle, name).access_token)}
+                settings = {"base_url": f"{self.fake_url}/{platform}", "poll_interval": 3}
+                account = await tx.session.scalar(
+                    sa.select(Account).where(Account.platform == platform, Account.handle == handle))
+                if account is None:
+                    dep = await people.ensure_department(tx.session, department)
+                    account = Account(platform=platform, handle=handle, name=name, department_id=dep.id)
+                    tx.session.add(account)
+                account.settings = settings
+                account.credentials_encrypted = self.keys.encrypt_credentials(credentials)
+                account.cursor = None
+                account.next_poll_at = None
+                account.needs_reauth = False
+                account.poll_owner = None
+
+    async def run(self, db: Database, interval: float = 6.0) -> None:
+        """Keep the inbox filling: new questions on every platform, and now and then a follow-up."""
         rng = random.Random()
         while True:
             try:
@@ -86,21 +126,41 @@ class Demo:
             await asyncio.sleep(rng.uniform(interval / 2, interval * 1.5))
 
     async def _one(self, db: Database, rng: random.Random) -> None:
+        pid, handle, name = rng.choice(PUBLIC)
+        roll = rng.random()
+        if roll < 0.35:
+            account = rng.choice([h for p, h, _, _ in PLATFORM_ACCOUNTS if p == "x"])
+            posted = self.fake.posts("x", account)
+            # Sometimes the person answers our reply, which continues (or reopens) the conversation.
+            parent = rng.choice(posted).id if posted and rng.random() < 0.3 else None
+            text = rng.choice(FOLLOW_UPS) if parent else rng.choice(QUESTIONS)
+            await asyncio.to_thread(self.fake.inject_x_mention, account, text, author=handle, author_name=name,
+                                    in_reply_to=parent)
+        elif roll < 0.65:
+            posted = self.fake.posts("mastodon", "gemeente")
+            parent = rng.choice(posted).id if posted and rng.random() < 0.3 else None
+            text = rng.choice(FOLLOW_UPS) if parent else rng.choice(QUESTIONS)
+            await asyncio.to_thread(self.fake.inject_mastodon_mention, "gemeente", text,
+                                    author=f"{handle}@social.example", author_name=name, in_reply_to_id=parent)
+        else:
+            await self._api_message(db, rng, Author(pid, handle, name))
+
+    async def _api_message(self, db: Database, rng: random.Random, author: Author) -> None:
         async with db.read() as s:
             account_ids = list(await s.scalars(sa.select(Account.id).where(Account.platform == "api")))
             earlier = (await s.execute(
-                sa.select(Message.account_id, Message.external_id, Message.author_external_id)
-                .where(Message.direction == "in").order_by(Message.id.desc()).limit(20)
+                sa.select(Message.account_id, Message.external_id)
+                .join(Account, Account.id == Message.account_id)
+                .where(Message.direction == "in", Account.platform == "api", Message.author_external_id == author.id)
+                .order_by(Message.id.desc()).limit(5)
             )).all()
         if not account_ids:
             return
-        if earlier and rng.random() < 0.2:
-            account_id, parent, author_id = rng.choice(earlier)
-            author = next((p for p in PUBLIC if p[0] == author_id), PUBLIC[0])
+        if earlier and rng.random() < 0.3:
+            account_id, parent = rng.choice(earlier)
             text, in_reply_to = rng.choice(FOLLOW_UPS), parent
         else:
-            account_id, author = rng.choice(account_ids), rng.choice(PUBLIC)
-            text, in_reply_to = rng.choice(QUESTIONS), None
+            account_id, text, in_reply_to = rng.choice(account_ids), rng.choice(QUESTIONS), None
         await ingest(db, account_id, InboundMessage(
-            external_id=f"demo-{secrets.token_hex(6)}", author=Author(*author), text=text, created_at=utcnow(),
+            external_id=f"demo-{secrets.token_hex(6)}", author=author, text=text, created_at=utcnow(),
             in_reply_to=in_reply_to))
