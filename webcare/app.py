@@ -10,14 +10,17 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route, WebSocketRoute
 
 from webcare import __version__
-from webcare.api import admin, conversations, session
+from webcare.api import admin, conversations, live, session
+from webcare.broker import broker_for
 from webcare.demo import Demo
 from webcare.http import JSON, Endpoint, endpoints_routes, exception_handlers, ok, openapi
+from webcare.hub import Hub
 from webcare.services import Services
 from webcare.settings import Settings
+from webcare.workers import Workers
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +40,35 @@ async def readyz(request: Request) -> Response:
     return ok({"status": "ok"})
 
 
-def create_app(settings: Settings, *, demo: Demo | None = None) -> Starlette:
+LIVE_SPEC = {"get": {
+    "summary": "The live stream: a WebSocket upgrade that replays the events after `after`, then pushes each "
+               "new one as it commits, and carries presence (see webcare/api/live.py)",
+    "tags": ["live"], "security": [{"bearer": []}, {"cookie": []}],
+    "parameters": [{"name": "after", "in": "query", "required": False, "schema": {"type": "integer"}}],
+    "responses": {"101": {"description": "switching to the WebSocket protocol"},
+                  "401": {"description": "not logged in"}},
+}}
+
+
+def create_app(settings: Settings, *, demo: Demo | None = None, workers: bool = True) -> Starlette:
+    """The app; ``workers`` runs connector polling and reply delivery in this process too."""
     services = Services.build(settings)
+    broker = broker_for(settings)
+    hub = Hub(services.db, broker, poll_seconds=settings.live_poll_seconds, buffer_size=settings.live_buffer_size)
+    # Publish after commit: the database tells the broker the last number of every commit with events.
+    services.db.add_commit_listener(broker.published)
     spec = openapi(ENDPOINTS, __version__)
+    spec["paths"]["/api/live"] = LIVE_SPEC
 
     async def openapi_json(request: Request) -> Response:
         return JSON(spec)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(_sweep_leases(services), name="lease-sweeper")]
+        await hub.start()
+        background = Workers(services, connectors=workers)
+        background.start()
+        tasks: list[asyncio.Task[None]] = []
         if demo is not None:
             tasks.append(asyncio.create_task(demo.run(services.db), name="demo-public"))
         try:
@@ -57,6 +79,9 @@ def create_app(settings: Settings, *, demo: Demo | None = None) -> Starlette:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await background.stop()
+            await services.connectors.aclose()
+            await hub.stop()
             await services.db.dispose()
 
     routes = [
@@ -64,20 +89,13 @@ def create_app(settings: Settings, *, demo: Demo | None = None) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
         *endpoints_routes(ENDPOINTS),
+        WebSocketRoute("/api/live", live.live),
     ]
+    if demo is not None:
+        # The demo's accounts talk to a fake X and Mastodon served by this same process.
+        routes.append(Mount("/_fake", demo.fake_app()))
     app = Starlette(routes=routes, exception_handlers=exception_handlers(), lifespan=lifespan)
     app.state.services = services
     app.state.settings = settings
+    app.state.hub = hub
     return app
-
-
-async def _sweep_leases(services: Services) -> None:
-    """Claims are leases: one that saw no activity in time goes back to the queue by itself."""
-    while True:
-        await asyncio.sleep(services.settings.lease_sweep_seconds)
-        try:
-            expired = await services.inbox.expire_leases()
-            if expired:
-                log.info("returned %d expired claims to the queue", expired)
-        except Exception:
-            log.exception("lease sweep failed; trying again later")

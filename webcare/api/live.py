@@ -1,0 +1,189 @@
+"""The live stream: ``GET /api/live?after=SEQ``, a WebSocket with the same authentication as HTTP.
+
+An upgrade without a valid session cookie or bearer token is refused with 401 (and a
+cookie-authenticated upgrade from another origin with 403), before any WebSocket exists.
+
+Server → client, one JSON object per text frame:
+
+- an event ``{seq, type, conversation_id, actor_id, at, data}``: first every event after ``after``
+  that the user may see, then each new one as it commits; in ``seq`` order, none twice, none left
+  out. Without ``after`` the stream starts with what commits from now on.
+- ``{"type": "presence.viewing", "conversation_id": N, "users": [{"id", "name"}]}``: the other
+  people who have conversation N open; sent when the socket starts viewing N and whenever it changes.
+- ``{"type": "presence.typing", "conversation_id": N, "users": [...]}``: the other people typing a
+  reply in N. Presence carries no ``seq`` and is not stored.
+- ``{"type": "error", "error": {"code", "message"}}``: a client message that was not taken.
+
+Client → server, JSON text frames:
+
+- ``{"type": "presence.viewing", "conversation_id": N}``: this tab shows conversation N (one per
+  socket; ``null`` for none).
+- ``{"type": "presence.typing", "conversation_id": N, "typing": true}``: typing a reply in N
+  (implies viewing N); repeat it every few seconds while typing, since it stops by itself after
+  8 s; ``"typing": false`` stops it at once.
+- ``{"type": "presence.leave"}``: viewing nothing any more. Closing the socket does the same.
+
+Close codes: 4000 the client fell too far behind (reconnect with ``after=`` the last ``seq`` it
+got); 1011 a failure on our side (reconnect likewise); 1012 the server is restarting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from webcare.access import Actor
+from webcare.auth import SESSION_COOKIE
+from webcare.conversations import visible_conversation
+from webcare.db import Database
+from webcare.errors import AppError, BadRequest, Forbidden
+from webcare.http import ok
+from webcare.hub import Hub, Subscription, dumps
+from webcare.services import Services
+
+log = logging.getLogger(__name__)
+
+#: The largest client message we read.
+MAX_MESSAGE = 4096
+#: How long a close may wait for a client that is not reading before we give up on it.
+CLOSE_TIMEOUT = 10.0
+BEHIND = 4000
+
+
+async def live(websocket: WebSocket) -> None:
+    svc: Services = websocket.app.state.services
+    hub: Hub = websocket.app.state.hub
+    try:
+        after = _after(websocket)
+        principal = await svc.auth.authenticate(websocket.headers.get("authorization"),
+                                                websocket.cookies.get(SESSION_COOKIE))
+        if principal.session_token is not None and not _same_origin(websocket):
+            # Browsers send cookies with a cross-site upgrade too; a token has to be given on purpose.
+            raise Forbidden("a live stream with the session cookie must come from this site's own pages",
+                            code="cross_origin")
+    except AppError as e:
+        await _refuse(websocket, e)
+        return
+    # Subscribe before replaying: what commits during the replay waits in the queue.
+    sub = hub.subscribe(principal.actor)
+    try:
+        await websocket.accept()
+        sender = asyncio.create_task(_send(websocket, hub, sub, after), name="live-sender")
+        try:
+            await _receive(websocket, svc.db, hub, sub)
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+    finally:
+        hub.unsubscribe(sub)
+
+
+def _after(websocket: WebSocket) -> int | None:
+    raw = websocket.query_params.get("after")
+    if raw is None or raw == "":
+        return None
+    try:
+        after = int(raw)
+    except ValueError:
+        raise BadRequest("after must be a whole number: the last seq you have seen", code="invalid_query") from None
+    if after < 0:
+        raise BadRequest("after must not be negative", code="invalid_query")
+    return after
+
+
+def _same_origin(websocket: WebSocket) -> bool:
+    origin = websocket.headers.get("origin")
+    return origin is None or urlsplit(origin).netloc.lower() == websocket.headers.get("host", "").lower()
+
+
+async def _refuse(websocket: WebSocket, error: AppError) -> None:
+    try:
+        await websocket.send_denial_response(ok(error.body(), error.status))
+    except RuntimeError:
+        # A server without the denial-response extension can only say 403.
+        await websocket.close(code=1008, reason=error.message[:120])
+
+
+# Server → client
+
+
+async def _send(websocket: WebSocket, hub: Hub, sub: Subscription, after: int | None) -> None:
+    """The only task that writes to this socket."""
+    try:
+        async with contextlib.aclosing(hub.frames(sub, after)) as frames:
+            async for text in frames:
+                await websocket.send_text(text)
+        # It fell too far behind: the client resumes from its last seq.
+        async with asyncio.timeout(CLOSE_TIMEOUT):
+            await websocket.close(code=BEHIND, reason="too far behind; reconnect with after=<last seq>")
+    except (WebSocketDisconnect, OSError, TimeoutError):
+        pass
+    except Exception:
+        log.exception("the live stream of user %d failed", sub.actor.id)
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await websocket.close(code=1011, reason="failed on our side; reconnect with after=<last seq>")
+
+
+# Client → server
+
+
+async def _receive(websocket: WebSocket, db: Database, hub: Hub, sub: Subscription) -> None:
+    """Take presence messages until the socket closes."""
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        text = message.get("text")
+        try:
+            if text is None:
+                raise BadRequest("send JSON text frames", code="invalid_message")
+            if len(text) > MAX_MESSAGE:
+                raise BadRequest(f"a message may be {MAX_MESSAGE} characters at most", code="invalid_message")
+            await _presence(db, hub, sub, _json(text))
+        except AppError as e:
+            sub.push(dumps({"type": "error", **e.body()}))
+
+
+def _json(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise BadRequest("that message is not valid JSON", code="malformed_json") from None
+    if not isinstance(value, dict):
+        raise BadRequest("a message is a JSON object with a type", code="invalid_message")
+    return value
+
+
+async def _presence(db: Database, hub: Hub, sub: Subscription, message: dict[str, Any]) -> None:
+    kind = message.get("type")
+    if kind == "presence.leave":
+        hub.set_presence(sub, None)
+        return
+    if kind not in ("presence.viewing", "presence.typing"):
+        raise BadRequest("type must be presence.viewing, presence.typing or presence.leave",
+                         code="invalid_message")
+    conversation_id = message.get("conversation_id")
+    typing = message.get("typing", True) if kind == "presence.typing" else False
+    if conversation_id is None and kind == "presence.viewing":
+        hub.set_presence(sub, None)
+        return
+    if isinstance(conversation_id, bool) or not isinstance(conversation_id, int) or not isinstance(typing, bool):
+        raise BadRequest("conversation_id must be a conversation's id (and typing true or false)",
+                         code="invalid_message")
+    if conversation_id != sub.viewing:
+        await _require_visible(db, sub.actor, conversation_id)
+    hub.set_presence(sub, conversation_id, typing)
+
+
+async def _require_visible(db: Database, actor: Actor, conversation_id: int) -> None:
+    """Presence is shown only to those who may see the conversation: viewing it needs seeing it."""
+    async with db.read() as session:
+        await visible_conversation(session, actor, conversation_id)

@@ -1,0 +1,317 @@
+"""The hub: one per process, between the event log and every live socket of this process.
+
+On a wake-up (a commit in this process, a broker hint from another instance, or the slow poll)
+the hub reads the new events *once*, encodes each once, appends them to a bounded buffer of recent
+events shared by all sockets, and wakes the sockets' senders. It never waits for a socket.
+
+Each socket's sender keeps a cursor: the ``seq`` up to which it has sent every event its user may
+see. It moves the cursor through the shared buffer, or, for history older than the buffer (a
+client resuming with ``after``), through the event log page by page. One cursor that only moves
+forward: no duplicate. Event numbers are taken under a row lock held until commit, so the
+committed events are always ``1..k`` without holes and the buffer holds a run of consecutive
+numbers: no gap. So a socket's queue is the part of the buffer after its cursor (plus a few
+presence frames of its own), bounded by the buffer's size; a socket that falls out of the buffer
+cannot keep up and is closed with 4000, and the client resumes from its last ``seq``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections import deque
+from collections.abc import AsyncGenerator, Sequence
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+
+from webcare.access import Actor
+from webcare.broker import Broker
+from webcare.db import Database
+from webcare.eventlog import event_json, events_after, last_seq
+from webcare.models import Account, Conversation, Event
+from webcare.presence import REFRESH_SECONDS, TYPING_SECONDS, Board, Seat, apply_message, gone_message, seat_message
+
+log = logging.getLogger(__name__)
+
+#: Events read from the log per query.
+BATCH = 1000
+#: Events per query when a socket catches up on history older than the buffer.
+REPLAY_PAGE = 500
+#: The buffer also stays under this many bytes of encoded events.
+BUFFER_BYTES = 32 * 1024 * 1024
+#: Presence and error frames one socket may have waiting.
+OWN_FRAMES = 256
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class Entry(NamedTuple):
+    """One event in the buffer: encoded once, with what deciding its visibility takes."""
+
+    seq: int
+    text: str
+    conversation_id: int | None
+    restricted: bool | None
+    department_id: int | None
+
+
+class Subscription:
+    """One socket's place at the hub: its user, its own frames (presence, errors) and its presence."""
+
+    __slots__ = ("actor", "dropped", "items", "key", "last_shown", "ready", "viewing")
+
+    def __init__(self, actor: Actor, key: str) -> None:
+        self.actor = actor
+        self.key = key
+        #: Frames for this socket alone, sent between events.
+        self.items: deque[str] = deque()
+        #: Set whenever there may be something to send.
+        self.ready = asyncio.Event()
+        #: The socket cannot keep up: it must be closed with 4000.
+        self.dropped = False
+        self.viewing: int | None = None
+        #: The presence last sent to this socket, per message type, so unchanged snapshots are not resent.
+        self.last_shown: dict[str, Any] = {}
+
+    def push(self, text: str) -> None:
+        if len(self.items) >= OWN_FRAMES:
+            self.dropped = True
+        else:
+            self.items.append(text)
+        self.ready.set()
+
+
+def may_see(actor: Actor, entry: Entry) -> bool:
+    """:func:`webcare.access.event_visible` for one event already read, in Python."""
+    if actor.sees_everything or entry.conversation_id is None or not entry.restricted:
+        return True
+    return entry.department_id == actor.department_id
+
+
+class Hub:
+    def __init__(self, db: Database, broker: Broker, *, poll_seconds: float = 5.0, buffer_size: int = 5000) -> None:
+        self.db = db
+        self.broker = broker
+        self.poll_seconds = poll_seconds
+        self.buffer_size = buffer_size
+        self.instance = secrets.token_hex(6)
+        #: The last event read from the log; every event up to it has committed.
+        self.last = 0
+        #: Recent events, numbered ``first`` to ``last`` without holes.
+        self._buffer: list[Entry] = []
+        self._buffer_bytes = 0
+        self.first = 1
+        self.subscriptions: set[Subscription] = set()
+        self.board = Board()
+        self._viewers: dict[int, set[Subscription]] = {}
+        self._wanted = asyncio.Event()
+        self._numbers = 0
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self.last = await last_seq(self.db)
+        self.first = self.last + 1
+        await self.broker.start(self.wake, self._heard_presence)
+        self._wanted.set()
+        self._tasks = [asyncio.create_task(self._read_loop(), name="hub-reader"),
+                       asyncio.create_task(self._presence_loop(), name="hub-presence")]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.broker.publish_presence(gone_message(self.instance))
+        await self.broker.stop()
+
+    # Reading the log
+
+    def wake(self, seq: int | None) -> None:
+        """Events up to ``seq`` committed (None: maybe something did); read them soon."""
+        if seq is None or seq > self.last:
+            self._wanted.set()
+
+    async def _read_loop(self) -> None:
+        failures = 0
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.poll_seconds):
+                    await self._wanted.wait()
+            self._wanted.clear()
+            try:
+                await self.catch_up()
+                failures = 0
+            except Exception:
+                failures += 1
+                log.exception("reading the event log failed; trying again")
+                await asyncio.sleep(min(0.1 * 2 ** failures, self.poll_seconds))
+                self._wanted.set()
+
+    async def catch_up(self) -> None:
+        """Read every event after :attr:`last` into the buffer and wake the senders."""
+        batch = min(BATCH, self.buffer_size)
+        while True:
+            async with self.db.read() as session:
+                rows = (await session.execute(
+                    sa.select(Event, Account.restricted, Account.department_id)
+                    .outerjoin(Conversation, Conversation.id == Event.conversation_id)
+                    .outerjoin(Account, Account.id == Conversation.account_id)
+                    .where(Event.seq > self.last).order_by(Event.seq).limit(batch)
+                )).all()
+            if rows:
+                self._append(rows)
+            if len(rows) < batch:
+                return
+
+    def _append(self, rows: Sequence[sa.Row[Event, bool, int]]) -> None:
+        # The outer joins make ``restricted`` and ``department_id`` None for events without a conversation.
+        for event, restricted, department_id in rows:
+            text = dumps(event_json(event))
+            self._buffer.append(Entry(event.seq, text, event.conversation_id, restricted, department_id))
+            self._buffer_bytes += len(text)
+        self.last = rows[-1][0].seq
+        drop = max(0, len(self._buffer) - self.buffer_size)
+        self._buffer_bytes -= sum(len(e.text) for e in self._buffer[:drop])
+        while self._buffer_bytes > BUFFER_BYTES and drop < len(self._buffer) - 1:
+            self._buffer_bytes -= len(self._buffer[drop].text)
+            drop += 1
+        if drop:
+            del self._buffer[:drop]
+            self.first += drop
+        for sub in self.subscriptions:
+            sub.ready.set()
+
+    def entry(self, seq: int) -> Entry | None:
+        """Event ``seq`` from the buffer; None when it is no longer (or not yet) there."""
+        i = seq - self.first
+        return self._buffer[i] if 0 <= i < len(self._buffer) else None
+
+    # Sockets
+
+    def subscribe(self, actor: Actor) -> Subscription:
+        self._numbers += 1
+        sub = Subscription(actor, f"{self.instance}/{self._numbers}")
+        self.subscriptions.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        """Forget the socket and its presence; safe to call more than once."""
+        if sub in self.subscriptions:
+            self.set_presence(sub, None)
+            self.subscriptions.discard(sub)
+
+    async def frames(self, sub: Subscription, after: int | None) -> AsyncGenerator[str, None]:
+        """Everything to send to one socket, in order: the events after ``after`` (from now on for None)
+        that its user may see, then each new one as the hub reads it, with its own frames in between.
+        Ends when the socket cannot keep up (:attr:`Subscription.dropped`)."""
+        cursor = self.last if after is None else after
+        live = after is None
+        while not sub.dropped:
+            while sub.items:
+                yield sub.items.popleft()
+            if cursor >= self.last:
+                sub.ready.clear()
+                await sub.ready.wait()
+            elif cursor + 1 >= self.first:
+                live = True
+                while cursor < self.last and not sub.items:
+                    entry = self.entry(cursor + 1)
+                    if entry is None:
+                        # It fell out of the buffer while we waited for the socket to take what came before.
+                        sub.dropped = True
+                        break
+                    cursor = entry.seq
+                    if may_see(sub.actor, entry):
+                        yield entry.text
+            elif live:
+                sub.dropped = True
+            else:
+                # History older than the buffer: from the log. Everything up to ``known`` has committed,
+                # so a page that is not full has every visible event up to it.
+                known = self.last
+                async with self.db.read() as session:
+                    events = await events_after(session, sub.actor, cursor, REPLAY_PAGE)
+                for event in events:
+                    yield dumps(event_json(event))
+                    cursor = event.seq
+                if len(events) < REPLAY_PAGE:
+                    cursor = max(cursor, known)
+        log.info("a live socket of user %d fell too far behind; closing it", sub.actor.id)
+
+    # Presence
+
+    def set_presence(self, sub: Subscription, conversation_id: int | None, typing: bool = False) -> None:
+        """The socket's tab shows ``conversation_id`` (None: nothing); ``typing`` renews or stops its indicator."""
+        if sub not in self.subscriptions:
+            return
+        seat = self.board.seats.get(sub.key)
+        if conversation_id is not None and seat is not None and seat.conversation_id == conversation_id:
+            was_typing = seat.typing
+            seat.typing_until = time.monotonic() + TYPING_SECONDS if typing else None
+            if was_typing == typing:
+                return
+            self._show({conversation_id})
+            self.broker.publish_presence(seat_message(self.instance, sub.key, seat))
+            return
+        if seat is None and conversation_id is None:
+            return
+        if sub.viewing is not None:
+            viewers = self._viewers.get(sub.viewing)
+            if viewers is not None:
+                viewers.discard(sub)
+                if not viewers:
+                    del self._viewers[sub.viewing]
+        sub.viewing = conversation_id
+        sub.last_shown.clear()
+        new: Seat | None = None
+        if conversation_id is not None:
+            new = Seat(sub.actor.id, sub.actor.name, conversation_id,
+                       time.monotonic() + TYPING_SECONDS if typing else None)
+            self._viewers.setdefault(conversation_id, set()).add(sub)
+        self._show(self.board.put(sub.key, new))
+        self.broker.publish_presence(seat_message(self.instance, sub.key, new))
+
+    def _heard_presence(self, message: dict[str, Any]) -> None:
+        if message.get("i") != self.instance:
+            self._show(apply_message(self.board, message, time.monotonic()))
+
+    def _show(self, conversation_ids: set[int]) -> None:
+        """Send the presence of these conversations to this process's sockets that have them open."""
+        for conversation_id in conversation_ids:
+            viewers = self._viewers.get(conversation_id)
+            if not viewers:
+                continue
+            for kind, typing in (("presence.viewing", False), ("presence.typing", True)):
+                users = self.board.users(conversation_id, typing=typing)
+                for sub in viewers:
+                    others = [{"id": uid, "name": name} for uid, name in users if uid != sub.actor.id]
+                    if sub.last_shown.get(kind) == others:
+                        continue
+                    sub.last_shown[kind] = others
+                    sub.push(dumps({"type": kind, "conversation_id": conversation_id, "users": others}))
+
+    async def _presence_loop(self) -> None:
+        last_refresh = time.monotonic()
+        while True:
+            await asyncio.sleep(1)
+            now = time.monotonic()
+            try:
+                stopped = [key for key, seat in self.board.seats.items()
+                           if seat.expires is None and seat.typing_until is not None and seat.typing_until <= now]
+                self._show(self.board.expire(now))
+                for key in stopped:
+                    self.broker.publish_presence(seat_message(self.instance, key, self.board.seats[key]))
+                if now - last_refresh >= REFRESH_SECONDS:
+                    last_refresh = now
+                    for key, seat in self.board.seats.items():
+                        if seat.expires is None:
+                            self.broker.publish_presence(seat_message(self.instance, key, seat))
+            except Exception:
+                log.exception("presence housekeeping failed; trying again")
