@@ -24,10 +24,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import database, env_for, median, percentile, serve  # noqa: E402
-from webcare.db import Database  # noqa: E402
-from webcare.migrate import upgrade  # noqa: E402
-from webcare.models import Account, Conversation, Department  # noqa: E402
+from bench.common import database, env_for, median, percentile, serve
+from webcare.db import Database
+from webcare.migrate import upgrade
+from webcare.models import Account, Conversation, Department
 
 
 async def seed(url: str, clients: int, conversations: int) -> tuple[list[str], list[int]]:
@@ -174,8 +174,8 @@ def main() -> None:
     print(f"{'database':10} {'raw/s':>8} {'raw p50':>8} {'raw p99':>8} {'api/s':>8} {'api p50':>8} {'api p99':>8} "
           f"{'api/raw':>8}")
     for kind, r in rows:
-        print(f"{kind:10} {r['raw_per_s']:8.0f} {r['raw_p50_ms']:6.2f}ms {r['raw_p99_ms']:6.2f}ms {r['api_per_s']:8.0f} "
-              f"{r['api_p50_ms']:6.2f}ms {r['api_p99_ms']:6.2f}ms {r['ratio']:8.2f}")
+        print(f"{kind:10} {r['raw_per_s']:8.0f} {r['raw_p50_ms']:6.2f}ms {r['raw_p99_ms']:6.2f}ms "
+              f"{r['api_per_s']:8.0f} {r['api_p50_ms']:6.2f}ms {r['api_p99_ms']:6.2f}ms {r['ratio']:8.2f}")
 
 
 if __name__ == "__main__":

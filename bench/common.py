@@ -99,3 +99,25 @@ def percentile(values: list[float], p: float) -> float:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+@contextlib.contextmanager
+def fake_platform() -> Iterator[str]:
+    """The fake platform in a process of its own, so serving it costs the measured process nothing."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "connectors.fake", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(base + "/_control/faults", timeout=1).status_code == 200:
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the fake platform did not start")
+            time.sleep(0.1)
+        yield base
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(15)

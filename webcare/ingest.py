@@ -6,9 +6,10 @@ two deliveries of one message racing each other store it once.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -21,6 +22,8 @@ from webcare.db import Database, Tx
 from webcare.models import Conversation, Message
 
 PREVIEW_LENGTH = 140
+_CONVERSATIONS = cast(sa.Table, Conversation.__table__)
+_MESSAGES = cast(sa.Table, Message.__table__)
 
 
 @dataclass(frozen=True)
@@ -50,25 +53,97 @@ async def ingest(db: Database, account_id: int, message: InboundMessage) -> Inge
 
 async def store_page(db: Database, account_id: int, messages: Sequence[InboundMessage],
                      also: Callable[[Tx], Awaitable[None]]) -> int:
-    """Store a page of fetched messages and run ``also`` (storing the cursor) in the same transaction.
+    """Store a page of fetched messages and run ``also`` (storing the cursor) in the same transaction;
+    the number of messages that were new.
 
-    Oldest first, so a reply within the page finds the message it answers. Messages seen before are
-    skipped; a message that another writer stores meanwhile makes the whole page start again.
+    Messages that start a conversation of their own are stored in bulk, a few statements for the whole
+    page; those that continue one (a reply, a thread) follow one by one, oldest first, so a reply finds
+    the message it answers even within the page. A message that another writer stores meanwhile makes
+    the whole page start again, and the second pass skips it.
     """
-    ordered = sorted(messages, key=lambda m: m.created_at)
+    ordered = sorted({m.external_id: m for m in messages}.values(), key=lambda m: m.created_at)
     for _ in range(5):
         try:
             async with db.write() as tx:
-                stored = 0
-                for message in ordered:
-                    if await _existing(tx.session, account_id, message.external_id) is None:
+                known = set(await tx.session.scalars(
+                    sa.select(Message.external_id)
+                    .where(Message.account_id == account_id,
+                           Message.external_id.in_([m.external_id for m in ordered]))
+                )) if ordered else set()
+                new = [m for m in ordered if m.external_id not in known]
+                linked = await _continuing(tx.session, account_id, new)
+                fresh = [m for m in new if m.external_id not in linked]
+                await _store_fresh(tx, account_id, fresh)
+                for message in new:
+                    if message.external_id in linked:
                         await ingest_in(tx, account_id, message)
-                        stored += 1
                 await also(tx)
-                return stored
+                return len(new)
         except _Duplicate:
             continue
     raise RuntimeError(f"a page for account {account_id} kept colliding with other writers")
+
+
+async def _continuing(session: AsyncSession, account_id: int, messages: Sequence[InboundMessage]) -> set[str]:
+    """The external ids of the messages that continue a conversation: by reply or thread, to a stored
+    message or to an earlier one in the same page."""
+    replies_to = {m.in_reply_to for m in messages if m.in_reply_to}
+    threads = {m.thread_id for m in messages if m.thread_id}
+    stored_parents: set[str] = set()
+    stored_threads: set[str] = set()
+    if replies_to:
+        stored_parents = set(await session.scalars(sa.select(Message.external_id).where(
+            Message.account_id == account_id, Message.external_id.in_(replies_to))))
+    if threads:
+        stored_threads = set(await session.scalars(sa.select(Message.thread_id).where(
+            Message.account_id == account_id, Message.thread_id.in_(threads))))
+    continuing: set[str] = set()
+    seen_ids: set[str] = set()
+    seen_threads: set[str] = set()
+    for m in messages:
+        if (m.in_reply_to and (m.in_reply_to in stored_parents or m.in_reply_to in seen_ids)) or (
+                m.thread_id and (m.thread_id in stored_threads or m.thread_id in seen_threads)):
+            continuing.add(m.external_id)
+        seen_ids.add(m.external_id)
+        if m.thread_id:
+            seen_threads.add(m.thread_id)
+    return continuing
+
+
+async def _store_fresh(tx: Tx, account_id: int, messages: Sequence[InboundMessage]) -> None:
+    """Messages that each open a new conversation: three statements however many there are."""
+    if not messages:
+        return
+    session = tx.session
+    # Core inserts on the tables: the ORM's bulk machinery costs more than the statements themselves.
+    conversation_ids = list(await session.scalars(
+        sa.insert(_CONVERSATIONS).returning(_CONVERSATIONS.c.id, sort_by_parameter_order=True),
+        [{"account_id": account_id, "status": "open", "author_id": m.author.id, "author_handle": m.author.handle,
+          "author_name": m.author.name, "subject_preview": _preview(m.text), "waiting_since": m.created_at,
+          "last_message_at": m.created_at, "created_at": tx.now, "updated_at": tx.now, "version": 1}
+         for m in messages]))
+    rows = [_message_row(account_id, conversation_id, m, tx.now)
+            for m, conversation_id in zip(messages, conversation_ids, strict=True)]
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    result = await session.execute(
+        insert(_MESSAGES).on_conflict_do_nothing(index_elements=["account_id", "external_id"])
+        .returning(_MESSAGES.c.external_id, _MESSAGES.c.id, sort_by_parameter_order=True), rows)
+    stored: dict[str, int] = {external_id: message_id for external_id, message_id in result}
+    if len(stored) != len(rows):
+        raise _Duplicate
+    for m, row in zip(messages, rows, strict=True):
+        message = Message(id=stored[m.external_id], **row)
+        tx.emit("conversation.created", row["conversation_id"], None, account_id=account_id,
+                author={"id": m.author.id, "handle": m.author.handle, "name": m.author.name},
+                subject_preview=_preview(m.text))
+        tx.emit("message.received", row["conversation_id"], None, message=message_json(message, None, None))
+
+
+def _message_row(account_id: int, conversation_id: int, m: InboundMessage, now: dt.datetime) -> dict[str, Any]:
+    return {"conversation_id": conversation_id, "account_id": account_id, "direction": "in",
+            "external_id": m.external_id, "in_reply_to": m.in_reply_to, "thread_id": m.thread_id, "text": m.text,
+            "author_external_id": m.author.id, "author_handle": m.author.handle, "author_name": m.author.name,
+            "created_at": m.created_at, "received_at": now}
 
 
 async def ingest_in(tx: Tx, account_id: int, message: InboundMessage) -> Ingested:
@@ -134,12 +209,7 @@ async def _insert_message(session: AsyncSession, tx: Tx, conversation: Conversat
                           message: InboundMessage) -> int | None:
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     stmt = (
-        insert(Message)
-        .values(conversation_id=conversation.id, account_id=account_id, direction="in",
-                external_id=message.external_id, in_reply_to=message.in_reply_to, thread_id=message.thread_id,
-                text=message.text,
-                author_external_id=message.author.id, author_handle=message.author.handle,
-                author_name=message.author.name, created_at=message.created_at, received_at=tx.now)
+        insert(Message).values(**_message_row(account_id, conversation.id, message, tx.now))
         .on_conflict_do_nothing(index_elements=["account_id", "external_id"])
         .returning(Message.id)
     )

@@ -1,0 +1,139 @@
+"""Ingest throughput: messages per second from fake platform pages to committed conversations,
+next to a raw executemany insert of the same rows.
+
+    .venv/bin/python bench/ingest.py [--db postgres,sqlite] [--messages 3000] [--rounds 3]
+
+The ingest path is the real one: a Poller fetches Mastodon notification pages (40 a page) over HTTP from
+the fake platform (a process of its own) on loopback, and stores each page with its cursor in one transaction (dedupe,
+thread, open conversations, events). The baseline inserts the same conversations and messages with
+two executemany statements in one transaction, nothing else. Medians over the rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import secrets
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import SECRET, database, fake_platform, median
+from webcare.connections import ConnectorPool
+from webcare.db import Database
+from webcare.migrate import upgrade
+from webcare.models import Account, Conversation, Department, Message
+from webcare.poller import Poller
+from webcare.security import Keys
+from webcare.settings import Secret
+
+
+async def run_ingest(db: Database, fake_url: str, n: int) -> float:
+    keys = Keys(Secret(SECRET))
+    pool = ConnectorPool(keys)
+    handle = "bench" + secrets.token_hex(3)
+    control = httpx.AsyncClient(base_url=f"{fake_url}/_control", timeout=30)
+    token = (await control.post("/mastodon/accounts", json={"username": handle})).json()["access_token"]
+    async with db.write() as tx:
+        dep = Department(name=handle)
+        tx.session.add(dep)
+        await tx.session.flush()
+        account = Account(platform="mastodon", handle=handle, name=handle, department_id=dep.id,
+                          settings={"base_url": f"{fake_url}/mastodon", "page_size": 40, "poll_interval": 1},
+                          credentials_encrypted=keys.encrypt_credentials({"access_token": token}))
+        tx.session.add(account)
+        await tx.session.flush()
+        account_id = account.id
+    poller = Poller(db, pool, "bench", max_pages=10_000)
+    await poller.poll_due()  # the first poll sets the cursor to "now"
+    for i in range(n):
+        r = await control.post("/mastodon/mentions", json={
+            "account": handle, "text": f"Vraag {i}: wanneer wordt het grofvuil opgehaald in Noord?",
+            "author": f"p{i % 500}@social.example"})
+        r.raise_for_status()
+    await control.aclose()
+    async with db.write() as tx:
+        await tx.session.execute(sa.update(Account).where(Account.id == account_id).values(next_poll_at=None))
+    t0 = time.perf_counter()
+    await poller.poll_due()
+    elapsed = time.perf_counter() - t0
+    async with db.read() as s:
+        got = await s.scalar(sa.select(sa.func.count()).select_from(Message).where(Message.account_id == account_id))
+    await pool.aclose()
+    if got != n:
+        async with db.read() as s:
+            error = await s.scalar(sa.select(Account.last_error).where(Account.id == account_id))
+        raise RuntimeError(f"ingested {got} of {n}: {error}")
+    return n / elapsed
+
+
+async def run_raw(db: Database, n: int) -> float:
+    async with db.write() as tx:
+        dep = Department(name="raw" + secrets.token_hex(3))
+        tx.session.add(dep)
+        await tx.session.flush()
+        account = Account(platform="api", handle=dep.name, name=dep.name, department_id=dep.id, settings={})
+        tx.session.add(account)
+        await tx.session.flush()
+        account_id = account.id
+    now = dt.datetime.now(dt.UTC)
+    text = "Vraag {}: wanneer wordt het grofvuil opgehaald in Noord?"
+    conversations = [{"account_id": account_id, "status": "open", "author_id": f"p{i % 500}",
+                      "author_handle": f"p{i % 500}", "author_name": f"P {i % 500}",
+                      "subject_preview": text.format(i), "waiting_since": now, "last_message_at": now,
+                      "created_at": now, "updated_at": now, "version": 1} for i in range(n)]
+    messages = [{"account_id": account_id, "direction": "in",
+                 "external_id": f"raw-{i}", "text": text.format(i), "author_external_id": f"p{i % 500}",
+                 "author_handle": f"p{i % 500}", "author_name": f"P {i % 500}", "created_at": now,
+                 "received_at": now} for i in range(n)]
+    t0 = time.perf_counter()
+    async with db.write() as tx:
+        ids = list(await tx.session.scalars(
+            sa.insert(Conversation).returning(Conversation.id, sort_by_parameter_order=True), conversations))
+        await tx.session.execute(sa.insert(Message), [{**m, "conversation_id": c} for m, c in zip(messages, ids,
+                                                                                                   strict=True)])
+    return n / (time.perf_counter() - t0)
+
+
+def bench(kind: str, n: int, rounds: int) -> tuple[float, float]:
+    ingest_rates: list[float] = []
+    raw_rates: list[float] = []
+    with database(kind) as url, fake_platform() as fake_url:
+        upgrade(url)
+
+        async def go() -> None:
+            db = Database(url)
+            try:
+                for r in range(rounds):
+                    raw_rates.append(await run_raw(db, n))
+                    ingest_rates.append(await run_ingest(db, fake_url, n))
+                    print(f"  {kind} round {r + 1}: raw {raw_rates[-1]:8.0f}/s   ingest {ingest_rates[-1]:8.0f}/s",
+                          flush=True)
+            finally:
+                await db.dispose()
+
+        asyncio.run(go())
+    return median(raw_rates), median(ingest_rates)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--db", default="postgres,sqlite")
+    ap.add_argument("--messages", type=int, default=3000)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    rows = [(kind, *bench(kind, args.messages, args.rounds)) for kind in args.db.split(",")]
+    print(f"\ningest, {args.messages} messages per round, median of {args.rounds} rounds")
+    print(f"{'database':10} {'raw/s':>9} {'ingest/s':>9} {'ingest/raw':>10}")
+    for kind, raw, ingest in rows:
+        print(f"{kind:10} {raw:9.0f} {ingest:9.0f} {ingest / raw:10.2f}")
+
+
+if __name__ == "__main__":
+    main()
