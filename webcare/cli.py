@@ -73,6 +73,9 @@ async def _user_add(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            print("webcare: --password-stdin read an empty password", file=sys.stderr)
+            return 1
     elif sys.stdin.isatty():
         password = getpass.getpass("Password: ")
     else:

@@ -109,6 +109,8 @@ async def create_token(db: Database, email: str) -> str:
         user = await tx.session.scalar(sa.select(User).where(User.email == email.strip().lower()))
         if user is None:
             raise NotFound(f"no user with the email {email}", code="user_not_found")
+        if not user.active:
+            raise Conflict(f"{email} is deactivated; a token for it would never work", code="user_inactive")
         tx.session.add(ApiToken(user_id=user.id, token_hash=token_digest(token)))
     return token
 
