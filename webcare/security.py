@@ -4,6 +4,7 @@ credentials encrypted at rest. Every key is derived from ``WEBCARE_SECRET_KEY``.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -21,8 +22,14 @@ from itsdangerous import BadSignature, TimestampSigner
 from webcare.settings import Secret
 
 _hasher = PasswordHasher()
-# Verifying against this keeps a login for an unknown email as slow as one for a known email.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verifying against this keeps a login for an unknown email as slow as one for a known email.
+
+    Made on first use, not at import: every CLI command would pay for it otherwise."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 TOKEN_PREFIX = "wc_"
 
@@ -34,7 +41,7 @@ async def hash_password(password: str) -> str:
 async def verify_password(password_hash: str | None, password: str) -> bool:
     def check() -> bool:
         try:
-            return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+            return _hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
         except (VerificationError, InvalidHashError):
             return False
 
@@ -73,7 +80,9 @@ class Keys:
         return hmac.new(self._csrf_key, session_token.encode(), hashlib.sha256).hexdigest()
 
     def csrf_ok(self, session_token: str, given: str | None) -> bool:
-        return given is not None and hmac.compare_digest(self.csrf_token(session_token), given)
+        # As bytes: compare_digest refuses str with non-ASCII characters, and a header may carry them.
+        return given is not None and hmac.compare_digest(self.csrf_token(session_token).encode(),
+                                                         given.encode("utf-8", "surrogateescape"))
 
     def encrypt_credentials(self, credentials: dict[str, Any]) -> str:
         return self._fernet.encrypt(json.dumps(credentials).encode()).decode()
