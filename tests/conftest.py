@@ -160,7 +160,8 @@ class Harness:
     clients: list[httpx.AsyncClient] = field(default_factory=list)
 
     def client(self, **kwargs: Any) -> httpx.AsyncClient:
-        c = httpx.AsyncClient(base_url=self.url, timeout=30, verify=_TLS, **kwargs)
+        kwargs.setdefault("verify", _TLS)
+        c = httpx.AsyncClient(base_url=self.url, timeout=30, **kwargs)
         self.clients.append(c)
         return c
 

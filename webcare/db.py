@@ -103,8 +103,12 @@ class Database:
             if self._write_lock is not None:
                 self._write_lock.release()
         if last is not None:
-            for listener in self._listeners:
-                listener(last)
+            self.committed(last)
+
+    def committed(self, last_seq: int) -> None:
+        """Tell the listeners that events up to ``last_seq`` committed (for writes made outside ``write()``)."""
+        for listener in self._listeners:
+            listener(last_seq)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -166,7 +170,14 @@ def _sqlite_setup(engine: AsyncEngine, *, begin: str) -> None:
         for pragma in ("journal_mode=WAL", "busy_timeout=10000", "foreign_keys=ON", "synchronous=NORMAL"):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
+        # SQLite's own lower() folds ASCII only; the queue's search lowers its needle in Python, so
+        # "Été" would not even find itself. Fold as Python does, as PostgreSQL does in a UTF-8 locale.
+        dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
 
     @sa_event.listens_for(engine.sync_engine, "begin")
     def _begin(conn: Any) -> None:
         conn.exec_driver_sql(begin)
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
