@@ -23,7 +23,7 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -45,6 +45,7 @@ REPLAY_PAGE = 500
 BUFFER_BYTES = 32 * 1024 * 1024
 #: Presence and error frames one socket may have waiting.
 OWN_FRAMES = 256
+PRESENCE_KINDS = (("presence.viewing", False), ("presence.typing", True))
 
 
 def dumps(value: Any) -> str:
@@ -64,7 +65,7 @@ class Entry(NamedTuple):
 class Subscription:
     """One socket's place at the hub: its user, its own frames (presence, errors) and its presence."""
 
-    __slots__ = ("actor", "dropped", "items", "key", "last_shown", "ready", "viewing")
+    __slots__ = ("actor", "dropped", "items", "key", "last_shown", "ready", "viewing", "watch_shown", "watching")
 
     def __init__(self, actor: Actor, key: str) -> None:
         self.actor = actor
@@ -78,6 +79,10 @@ class Subscription:
         self.viewing: int | None = None
         #: The presence last sent to this socket, per message type, so unchanged snapshots are not resent.
         self.last_shown: dict[str, Any] = {}
+        #: The conversations whose presence this socket follows without having them open (a queue on screen).
+        self.watching: frozenset[int] = frozenset()
+        #: The presence last sent for watched conversations, per (message type, conversation).
+        self.watch_shown: dict[tuple[str, int], Any] = {}
 
     def push(self, text: str) -> None:
         if len(self.items) >= OWN_FRAMES:
@@ -110,6 +115,7 @@ class Hub:
         self.subscriptions: set[Subscription] = set()
         self.board = Board()
         self._viewers: dict[int, set[Subscription]] = {}
+        self._watchers: dict[int, set[Subscription]] = {}
         self._wanted = asyncio.Event()
         self._numbers = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -205,6 +211,7 @@ class Hub:
         """Forget the socket and its presence; safe to call more than once."""
         if sub in self.subscriptions:
             self.set_presence(sub, None)
+            self.watch(sub, ())
             self.subscriptions.discard(sub)
 
     async def frames(self, sub: Subscription, after: int | None) -> AsyncGenerator[str, None]:
@@ -278,6 +285,26 @@ class Hub:
         self._show(self.board.put(sub.key, new))
         self.broker.publish_presence(seat_message(self.instance, sub.key, new))
 
+    def watch(self, sub: Subscription, conversation_ids: Iterable[int]) -> None:
+        """The socket follows who views and types in these conversations (replacing what it followed);
+        it gets the presence of each newly followed one that has someone in it, then every change."""
+        if sub not in self.subscriptions:
+            return
+        wanted = frozenset(conversation_ids)
+        for conversation_id in sub.watching - wanted:
+            watchers = self._watchers.get(conversation_id)
+            if watchers is not None:
+                watchers.discard(sub)
+                if not watchers:
+                    del self._watchers[conversation_id]
+            for kind, _ in PRESENCE_KINDS:
+                sub.watch_shown.pop((kind, conversation_id), None)
+        added = wanted - sub.watching
+        sub.watching = wanted
+        for conversation_id in sorted(added):
+            self._watchers.setdefault(conversation_id, set()).add(sub)
+            self._show_watchers(conversation_id, {sub})
+
     def _heard_presence(self, message: dict[str, Any]) -> None:
         if message.get("i") != self.instance:
             self._show(apply_message(self.board, message, time.monotonic()))
@@ -285,10 +312,13 @@ class Hub:
     def _show(self, conversation_ids: set[int]) -> None:
         """Send the presence of these conversations to this process's sockets that have them open."""
         for conversation_id in conversation_ids:
+            watchers = self._watchers.get(conversation_id)
+            if watchers:
+                self._show_watchers(conversation_id, watchers)
             viewers = self._viewers.get(conversation_id)
             if not viewers:
                 continue
-            for kind, typing in (("presence.viewing", False), ("presence.typing", True)):
+            for kind, typing in PRESENCE_KINDS:
                 users = self.board.users(conversation_id, typing=typing)
                 for sub in viewers:
                     others = [{"id": uid, "name": name} for uid, name in users if uid != sub.actor.id]
@@ -296,6 +326,17 @@ class Hub:
                         continue
                     sub.last_shown[kind] = others
                     sub.push(dumps({"type": kind, "conversation_id": conversation_id, "users": others}))
+
+    def _show_watchers(self, conversation_id: int, watchers: set[Subscription]) -> None:
+        for kind, typing in PRESENCE_KINDS:
+            users = self.board.users(conversation_id, typing=typing)
+            for sub in watchers:
+                others = [{"id": uid, "name": name} for uid, name in users if uid != sub.actor.id]
+                # Nobody there is what a watcher assumes of a conversation it starts to follow.
+                if sub.watch_shown.get((kind, conversation_id), []) == others:
+                    continue
+                sub.watch_shown[(kind, conversation_id)] = others
+                sub.push(dumps({"type": kind, "conversation_id": conversation_id, "users": others}))
 
     async def _presence_loop(self) -> None:
         last_refresh = time.monotonic()

@@ -22,6 +22,11 @@ Client → server, JSON text frames:
   (implies viewing N); repeat it every few seconds while typing, since it stops by itself after
   8 s; ``"typing": false`` stops it at once.
 - ``{"type": "presence.leave"}``: viewing nothing any more. Closing the socket does the same.
+- ``{"type": "presence.watch", "conversation_ids": [N, ...]}``: follow the presence of these
+  conversations (at most 100, say those of a queue on screen) without opening them; replaces the
+  last list, ``[]`` for none. The server answers ``presence.viewing`` and ``presence.typing`` for
+  each that has someone in it, and then each change, like for the conversation one views; ids the
+  user may not see are left out silently.
 
 Close codes: 4000 the client fell too far behind (reconnect with ``after=`` the last ``seq`` it
 got); 1011 a failure on our side (reconnect likewise); 1012 the server is restarting.
@@ -36,21 +41,26 @@ import logging
 from typing import Any
 from urllib.parse import urlsplit
 
+import sqlalchemy as sa
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from webcare.access import Actor
+from webcare.access import Actor, conversation_visible
 from webcare.auth import SESSION_COOKIE
 from webcare.conversations import visible_conversation
 from webcare.db import Database
 from webcare.errors import AppError, BadRequest, Forbidden
 from webcare.http import ok
 from webcare.hub import Hub, Subscription, dumps
+from webcare.models import Conversation
+from webcare.schemas import MAX_ID
 from webcare.services import Services
 
 log = logging.getLogger(__name__)
 
 #: The largest client message we read.
 MAX_MESSAGE = 4096
+#: The most conversations one ``presence.watch`` may follow.
+MAX_WATCH = 100
 #: How long a close may wait for a client that is not reading before we give up on it.
 CLOSE_TIMEOUT = 10.0
 BEHIND = 4000
@@ -167,8 +177,16 @@ async def _presence(db: Database, hub: Hub, sub: Subscription, message: dict[str
     if kind == "presence.leave":
         hub.set_presence(sub, None)
         return
+    if kind == "presence.watch":
+        ids = message.get("conversation_ids")
+        if (not isinstance(ids, list) or len(ids) > MAX_WATCH
+                or not all(type(i) is int and 0 < i <= MAX_ID for i in ids)):
+            raise BadRequest(f"conversation_ids must be a list of at most {MAX_WATCH} conversation ids",
+                             code="invalid_message")
+        hub.watch(sub, await _visible_ids(db, sub.actor, set(ids)))
+        return
     if kind not in ("presence.viewing", "presence.typing"):
-        raise BadRequest("type must be presence.viewing, presence.typing or presence.leave",
+        raise BadRequest("type must be presence.viewing, presence.typing, presence.leave or presence.watch",
                          code="invalid_message")
     conversation_id = message.get("conversation_id")
     typing = message.get("typing", True) if kind == "presence.typing" else False
@@ -181,6 +199,14 @@ async def _presence(db: Database, hub: Hub, sub: Subscription, message: dict[str
     if conversation_id != sub.viewing:
         await _require_visible(db, sub.actor, conversation_id)
     hub.set_presence(sub, conversation_id, typing)
+
+
+async def _visible_ids(db: Database, actor: Actor, conversation_ids: set[int]) -> set[int]:
+    if not conversation_ids:
+        return set()
+    async with db.read() as session:
+        return set(await session.scalars(
+            sa.select(Conversation.id).where(Conversation.id.in_(conversation_ids), conversation_visible(actor))))
 
 
 async def _require_visible(db: Database, actor: Actor, conversation_id: int) -> None:

@@ -35,9 +35,19 @@ async def me(request: Request) -> Response:
     return ok((await current_actor(request)).as_json())
 
 
+async def csrf(request: Request) -> Response:
+    # A reloaded page has the cookie but not the token its changes must carry; other sites cannot read this.
+    await current_actor(request)
+    token = request.state.session_token
+    return ok({"csrf_token": services(request).keys.csrf_token(token) if token is not None else None})
+
+
 ENDPOINTS = [
     Endpoint("POST", "/api/session", login, "Log in: answers the user and the CSRF token, sets the session cookie",
              LoginIn, tag="session", auth=False),
     Endpoint("DELETE", "/api/session", logout, "Log out", tag="session"),
     Endpoint("GET", "/api/me", me, "The current user", tag="session"),
+    Endpoint("GET", "/api/session/csrf", csrf,
+             "The CSRF token of the cookie's session, for a page that was reloaded (null with a bearer token)",
+             tag="session"),
 ]

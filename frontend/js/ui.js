@@ -1,0 +1,81 @@
+// Small pieces the pages share.
+import { h } from "./dom.js";
+import { absolute, relative, t } from "./i18n.js";
+
+export const PLATFORMS = {
+  x: "X", mastodon: "Mastodon", facebook: "Facebook", instagram: "Instagram", email: "E-mail", api: "API",
+};
+
+/** How long a reply may be on each platform, in characters; none for e-mail and the API channel. */
+export const REPLY_LIMITS = { x: 280, mastodon: 500, facebook: 8000, instagram: 2200 };
+
+export function replyLimit(account) {
+  if (!account) return null;
+  const own = account.settings && (account.settings.reply_limit ?? account.settings.max_length);
+  if (typeof own === "number" && own > 0) return own;
+  return REPLY_LIMITS[account.platform] ?? null;
+}
+
+/** Characters as X and Mastodon count them: code points, with every link counting as 23. */
+export function replyLength(text) {
+  const links = text.match(/https?:\/\/\S+/g) || [];
+  let rest = text;
+  for (const link of links) rest = rest.replace(link, "");
+  return [...rest].length + links.length * 23;
+}
+
+/** A <time> that reads "12 min" and shows the date and time in the person's zone on hover. */
+export function timeEl(iso, { prefix = null, className = "" } = {}) {
+  if (!iso) return null;
+  const el = h("time", { datetime: iso, title: absolute(iso), class: className, dataset: { relative: prefix || "" } });
+  el.textContent = prefix ? t(prefix, { time: relative(iso) }) : relative(iso);
+  return el;
+}
+
+/** Refresh every relative time on the page (they go stale by the minute). */
+export function tickTimes(root = document) {
+  const now = Date.now();
+  for (const el of root.querySelectorAll("time[data-relative]")) {
+    const iso = el.getAttribute("datetime");
+    const prefix = el.dataset.relative;
+    el.textContent = prefix ? t(prefix, { time: relative(iso, now) }) : relative(iso, now);
+    el.title = absolute(iso);
+  }
+}
+
+export function platformBadge(platform) {
+  return h("span", { class: `platform platform-${platform}`, title: PLATFORMS[platform] || platform },
+    PLATFORMS[platform] || platform);
+}
+
+export function accountLabel(account) {
+  if (!account) return "";
+  return account.platform === "api" || account.platform === "email" ? account.name : `@${account.handle}`;
+}
+
+export function statusChip(status) {
+  return h("span", { class: `chip chip-${status}` }, t(`status.${status}`));
+}
+
+export function field(label, control, hint) {
+  const id = control.id || `f-${Math.random().toString(36).slice(2, 9)}`;
+  control.id = id;
+  const hintEl = hint ? h("span", { class: "hint", id: `${id}-hint` }, hint) : null;
+  if (hintEl) control.setAttribute("aria-describedby", hintEl.id);
+  return h("div", { class: "field" }, h("label", { for: id }, label), control, hintEl);
+}
+
+export function options(pairs, selected) {
+  return pairs.map(([value, label]) => h("option", { value: String(value), selected: String(value) === String(selected) },
+    label));
+}
+
+/** The words for an API error, in the person's language where we know the code. */
+export function errorText(error) {
+  const known = error && error.code ? t(`error.${error.code}`) : null;
+  if (known && known !== `error.${error.code}`) {
+    const who = error.details && error.details.claimed_by && error.details.claimed_by.name;
+    return who ? t("error.already_claimed_by", { name: who }) : known;
+  }
+  return (error && error.message) || t("error.unknown");
+}

@@ -1,0 +1,22 @@
+"""The inbox's views with their counts."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from webcare.api import current_actor, services
+from webcare.http import Endpoint, ok
+from webcare.views import views
+
+
+async def list_views(request: Request) -> Response:
+    actor = await current_actor(request)
+    return ok({"items": await views(services(request).db, actor)})
+
+
+ENDPOINTS = [
+    Endpoint("GET", "/api/views", list_views,
+             "The inbox's views (all open, mine, escalated to me, my department, answered, closed, one per account): "
+             "each {key, filter, count}, where filter is the query of GET /api/conversations that lists it"),
+]

@@ -1,0 +1,69 @@
+"""The browser app: ``frontend/`` served as static files at ``/``, behind every API route.
+
+Plain ES modules, no build step. The mount answers only GET and HEAD outside ``/api/``, so a wrong
+verb on an API path still gets its 405 and an unknown API path its JSON 404. Every answer carries a
+strict Content-Security-Policy: the pages run only their own scripts, so text from a platform that
+slipped into markup could still not run.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from starlette.routing import Match, Mount
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+HEADERS = [
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    # Revalidate every time (cheap with the ETag): a deploy never leaves a tab with a mix of old and new modules.
+    (b"cache-control", b"no-cache"),
+]
+#: Paths that belong to the HTTP API, never to the pages.
+API_PREFIXES = ("/api/", "/webhooks/", "/_fake/")
+
+
+def frontend_dir() -> Path | None:
+    """Where ``frontend/`` is: beside the package in a checkout, or in the environment's prefix (the image)."""
+    for candidate in (Path(__file__).resolve().parents[1] / "frontend", Path(sys.prefix) / "frontend"):
+        if (candidate / "index.html").is_file():
+            return candidate
+    return None
+
+
+class _Secured:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class FrontendMount(Mount):
+    """``Mount("/", StaticFiles(...))`` that steps aside for the API: it matches GETs and HEADs of page paths only."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__("/", app=_Secured(StaticFiles(directory=directory, html=True)), name="frontend")
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        path = scope.get("path", "")
+        if (scope["type"] != "http" or scope.get("method") not in ("GET", "HEAD") or path == "/api"
+                or path.startswith(API_PREFIXES)):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
+def frontend_routes() -> list[Mount]:
+    directory = frontend_dir()
+    return [FrontendMount(directory)] if directory is not None else []
