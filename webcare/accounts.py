@@ -6,6 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from connectors import check_settings as check_platform_settings
 from webcare.access import Actor, account_visible
 from webcare.conversations import iso
 from webcare.db import Database
@@ -97,7 +98,9 @@ class Accounts:
 
 def _settings(platform: str, settings: dict[str, Any]) -> dict[str, Any]:
     try:
-        return check_account_settings(platform, dict(settings))
+        checked = check_account_settings(platform, dict(settings))
+        check_platform_settings(platform, checked)
+        return checked
     except ValueError as e:
         raise BadRequest(str(e), code="invalid_settings") from None
 

@@ -16,7 +16,7 @@ from webcare.models import Account
 from webcare.security import Keys
 
 #: Platforms whose accounts are polled for new messages.
-POLLED = frozenset({"x", "mastodon"})
+POLLED = frozenset({"x", "mastodon", "facebook", "instagram", "email"})
 
 
 class ConnectorPool:

@@ -16,6 +16,7 @@
     POST   /_control/limits                   {"platform", "limit", "window"?}: the quota per window
     POST   /_control/chaos                    {"probability"}: random 429/503/slowness (demo mode)
     POST   /_control/reset                    forget everything
+    POST   /_control/graph/...                Facebook pages, posts, comments, Messenger, Instagram (see graph_control)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from connectors.fake.graph_control import GraphControl
 from connectors.fake.mastodon import MastodonApi
 from connectors.fake.state import FakePlatform, Fault
 from connectors.fake.x import XApi
@@ -61,6 +63,7 @@ class Control:
             Route("/limits", self.limits, methods=["POST"]),
             Route("/chaos", self.chaos, methods=["POST"]),
             Route("/reset", self.reset, methods=["POST"]),
+            *GraphControl(self.fake, _body, _text).routes(),
         ]
 
     async def add_x_account(self, request: Request) -> Response:

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from connectors.fake.graph_state import GraphWorld
+
 IDEMPOTENCY_SECONDS = 3600  # Mastodon keeps Idempotency-Key for an hour.
 FAULT_KINDS = ("status", "delay", "drop", "error_after", "hang_after")
 
@@ -173,11 +175,15 @@ class FakePlatform:
 
     def __init__(self, *, mastodon_domain: str = "social.example", x_rate_limit: int = 900,
                  x_rate_window: float = 900, mastodon_rate_limit: int = 300, mastodon_rate_window: float = 300,
-                 mastodon_max_characters: int = 500) -> None:
+                 mastodon_max_characters: int = 500, graph_rate_limit: int = 4800,
+                 graph_rate_window: float = 3600) -> None:
         self.mastodon_domain = mastodon_domain
         self.mastodon_max_characters = mastodon_max_characters
         self.limits: dict[str, tuple[int, float]] = {"x": (x_rate_limit, x_rate_window),
-                                                     "mastodon": (mastodon_rate_limit, mastodon_rate_window)}
+                                                     "mastodon": (mastodon_rate_limit, mastodon_rate_window),
+                                                     "graph": (graph_rate_limit, graph_rate_window)}
+        #: Where new Graph comments and messages are delivered as signed webhooks (None: nowhere).
+        self.graph_webhook_url: str | None = None
         self.chaos = 0.0
         self.lock = threading.RLock()
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
@@ -207,6 +213,7 @@ class FakePlatform:
             self._m_ids = itertools.count(113_500_000_000_000_000, 65_536)
             self._n_ids = itertools.count(34_975_000)
             self._fault_ids = itertools.count(1)
+            self.graph = GraphWorld(self.lock, self.now)
         self.release()
 
     def now(self) -> float:
