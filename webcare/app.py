@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route, WebSocketRoute
 
 from webcare import __version__
-from webcare.api import admin, conversations, live, session
+from webcare.api import admin, conversations, live, moderation, session, webhooks
 from webcare.broker import broker_for
 from webcare.demo import Demo
 from webcare.http import JSON, Endpoint, endpoints_routes, exception_handlers, ok, openapi
@@ -24,7 +24,8 @@ from webcare.workers import Workers
 
 log = logging.getLogger(__name__)
 
-ENDPOINTS: list[Endpoint] = [*session.ENDPOINTS, *admin.ENDPOINTS, *conversations.ENDPOINTS]
+ENDPOINTS: list[Endpoint] = [*session.ENDPOINTS, *admin.ENDPOINTS, *conversations.ENDPOINTS,
+                             *moderation.ENDPOINTS]
 
 
 async def healthz(request: Request) -> Response:
@@ -59,6 +60,7 @@ def create_app(settings: Settings, *, demo: Demo | None = None, workers: bool = 
     services.db.add_commit_listener(broker.published)
     spec = openapi(ENDPOINTS, __version__)
     spec["paths"]["/api/live"] = LIVE_SPEC
+    spec["paths"].update(webhooks.SPEC)
 
     async def openapi_json(request: Request) -> Response:
         return JSON(spec)
@@ -90,6 +92,7 @@ def create_app(settings: Settings, *, demo: Demo | None = None, workers: bool = 
         Route("/openapi.json", openapi_json, methods=["GET"]),
         *endpoints_routes(ENDPOINTS),
         WebSocketRoute("/api/live", live.live),
+        *webhooks.ROUTES,
     ]
     if demo is not None:
         # The demo's accounts talk to a fake X and Mastodon served by this same process.

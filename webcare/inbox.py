@@ -23,6 +23,7 @@ from webcare.db import Database, Tx
 from webcare.errors import AlreadyClaimed, Conflict, InvalidState, NotFound
 from webcare.models import Account, Conversation, Department, Event, EventCounter, Message, Reply, User, utcnow
 from webcare.people import require_department, require_user
+from webcare.reply_window import check_reply_window
 from webcare.settings import Settings
 
 C = Conversation
@@ -210,6 +211,7 @@ class Inbox:
                         "lease_expires_at": self._lease(now)}
 
             before, conversation = await self._change_explained(tx, actor, conversation_id, decide)
+            await check_reply_window(tx.session, conversation_id, now)
             if before.claimed_by_id != actor.id or (before.lease_expires_at or now) <= now:
                 tx.emit("conversation.claimed", conversation_id, actor.id, claimed_by=actor.id,
                         lease_expires_at=iso(conversation.lease_expires_at))
