@@ -14,6 +14,8 @@ from starlette.routing import Mount, Route, WebSocketRoute
 
 from webcare import __version__
 from webcare.api import admin, conversations, live, moderation, session, webhooks
+from webcare.api import metrics as metrics_api
+from webcare.api import sla as sla_api
 from webcare.broker import broker_for
 from webcare.demo import Demo
 from webcare.http import JSON, Endpoint, endpoints_routes, exception_handlers, ok, openapi
@@ -26,6 +28,8 @@ log = logging.getLogger(__name__)
 
 ENDPOINTS: list[Endpoint] = [*session.ENDPOINTS, *admin.ENDPOINTS, *conversations.ENDPOINTS,
                              *moderation.ENDPOINTS]
+
+ENDPOINTS += [*metrics_api.ENDPOINTS, *sla_api.ENDPOINTS]
 
 
 async def healthz(request: Request) -> Response:

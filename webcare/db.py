@@ -44,6 +44,8 @@ class Tx:
     session: AsyncSession
     events: list[PendingEvent] = field(default_factory=list)
     now: dt.datetime = field(default_factory=utcnow)
+    #: The organisation's time zone, for anything that counts local days.
+    zone: str = "Europe/Amsterdam"
 
     def emit(self, type: str, conversation_id: int | None, actor_id: int | None, **data: Any) -> None:
         self.events.append(PendingEvent(type, conversation_id, actor_id, data, self.now))
@@ -52,8 +54,12 @@ class Tx:
 class Database:
     """Engines for one database URL; SQLite gets one in-process writer, PostgreSQL a pool."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False,
+                 clock: Callable[[], dt.datetime] = utcnow, zone: str = "Europe/Amsterdam") -> None:
         self.url = url
+        #: Gives each unit of work its ``now``; tests pass a clock they move by hand.
+        self.clock = clock
+        self.zone = zone
         self.is_sqlite = url.startswith("sqlite")
         self._listeners: list[CommitListener] = []
         if self.is_sqlite:
@@ -96,7 +102,7 @@ class Database:
             await self._write_lock.acquire()
         try:
             async with AsyncSession(self.write_engine, expire_on_commit=False) as session, session.begin():
-                tx = Tx(session)
+                tx = Tx(session, now=self.clock(), zone=self.zone)
                 yield tx
                 last = await _append_events(tx)
         finally:

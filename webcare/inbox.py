@@ -17,6 +17,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
+from webcare import metrics
 from webcare.access import Actor
 from webcare.conversations import conversation_item, iso, message_json, visible_conversation
 from webcare.db import Database, Tx
@@ -184,6 +185,7 @@ class Inbox:
 
             _, conversation = await self._change_explained(tx, actor, conversation_id, decide)
             message = await _add_message(tx, conversation, actor, "note", note)
+            await metrics.escalated(tx, conversation_id)
             tx.emit("conversation.escalated", conversation_id, actor.id, to=target, note=note, message_id=message.id)
             return await conversation_item(tx.session, conversation)
 
@@ -259,6 +261,7 @@ class Inbox:
 
             _, conversation = await self._change_explained(tx, actor, conversation_id, decide)
             tx.emit("conversation.closed", conversation_id, actor.id, reason=reason)
+            await metrics.closed(tx, conversation_id, reason)
             return await conversation_item(tx.session, conversation)
 
     async def reopen(self, actor: Actor, conversation_id: int) -> dict[str, Any]:
@@ -271,6 +274,7 @@ class Inbox:
 
             _, conversation = await self._change_explained(tx, actor, conversation_id, decide)
             tx.emit("conversation.reopened", conversation_id, actor.id, reason="by_user")
+            await metrics.reopened(tx, conversation_id, tx.now)
             return await conversation_item(tx.session, conversation)
 
     async def expire_leases(self) -> int:

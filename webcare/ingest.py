@@ -17,6 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import InboundMessage
+from webcare import metrics
 from webcare.conversations import message_json
 from webcare.db import Database, Tx
 from webcare.models import Conversation, Message
@@ -131,6 +132,8 @@ async def _store_fresh(tx: Tx, account_id: int, messages: Sequence[InboundMessag
     stored: dict[str, int] = {external_id: message_id for external_id, message_id in result}
     if len(stored) != len(rows):
         raise _Duplicate
+    await metrics.started(tx, account_id, [(conversation_id, m.created_at)
+                                           for m, conversation_id in zip(messages, conversation_ids, strict=True)])
     for m, row in zip(messages, rows, strict=True):
         message = Message(id=stored[m.external_id], **row)
         tx.emit("conversation.created", row["conversation_id"], None, account_id=account_id,
@@ -163,6 +166,7 @@ async def ingest_in(tx: Tx, account_id: int, message: InboundMessage) -> Ingeste
         tx.emit("conversation.created", conversation.id, None, account_id=account_id,
                 author={"id": message.author.id, "handle": message.author.handle, "name": message.author.name},
                 subject_preview=conversation.subject_preview)
+        await metrics.started(tx, account_id, [(conversation.id, message.created_at)])
     message_id = await _insert_message(session, tx, conversation, account_id, message)
     if message_id is None:
         raise _Duplicate
@@ -242,6 +246,7 @@ async def _follow_up(tx: Tx, conversation: Conversation, message: InboundMessage
             if reopen:
                 tx.emit("conversation.reopened", conversation.id, None, reason="new_message",
                         previous_status=previous_status)
+                await metrics.reopened(tx, conversation.id, message.created_at)
             return
     raise RuntimeError(f"conversation {conversation.id} kept changing while a message was added")
 

@@ -260,3 +260,7 @@ class EventCounter(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     last_seq: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"), default=0)
+
+
+# Tables of their own modules, imported here so that Base.metadata (and Alembic) always has them.
+from webcare import metrics_models  # noqa: E402, F401

@@ -22,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from connectors.base import AuthExpired, ConnectorError, OutboundReply, Permanent, RateLimited, Transient
+from webcare import metrics
 from webcare.connections import ConnectorPool
 from webcare.db import Database, Tx
 from webcare.models import Account, Conversation, Message, Reply, User
@@ -163,6 +164,8 @@ class Outbox:
                 return
             await tx.session.execute(sa.update(Message).where(Message.id == reply.message_id)
                                      .values(external_id=external_id))
+            # Before _answered, which clears waiting_since: the first response is measured from it.
+            await metrics.reply_sent(tx, reply.conversation_id, reply.user_id)
             status = await _answered(tx, reply.conversation_id)
             tx.emit("reply.sent", reply.conversation_id, reply.user_id, reply_id=reply.id,
                     message_id=reply.message_id, external_id=external_id, status=status)

@@ -25,7 +25,7 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
-        db = Database(settings.database_url)
+        db = Database(settings.database_url, zone=settings.timezone)
         keys = Keys(settings.secret_key)
         return cls(settings=settings, db=db, keys=keys, auth=Auth(db, settings, keys),
                    accounts=Accounts(db, keys), inbox=Inbox(db, settings), connectors=ConnectorPool(keys))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./webcare.db"
 MIN_SECRET_LENGTH = 32
@@ -60,6 +61,10 @@ class Settings:
     #: How long a reply may stay 'sending' before another worker reconciles it.
     send_lease_seconds: float = 60.0
     log_level: str = "info"
+    #: The organisation's time zone: the days of the metrics, and business hours unless they name their own.
+    timezone: str = "Europe/Amsterdam"
+    #: How often the SLA sweeper looks for conversations that crossed a target.
+    sla_sweep_seconds: float = 15.0
 
     def __post_init__(self) -> None:
         if len(self.secret_key.reveal()) < MIN_SECRET_LENGTH:
@@ -76,6 +81,11 @@ class Settings:
             raise SettingsError("WEBCARE_CLAIM_LEASE_SECONDS must be positive")
         if self.live_poll_seconds <= 0 or self.live_buffer_size <= 0:
             raise SettingsError("WEBCARE_LIVE_POLL_SECONDS and WEBCARE_LIVE_BUFFER_SIZE must be positive")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(f"WEBCARE_TIMEZONE must be an IANA time zone such as Europe/Amsterdam, "
+                                f"not {self.timezone!r}") from None
 
     @property
     def is_sqlite(self) -> bool:
@@ -103,6 +113,8 @@ class Settings:
             poll_lease_seconds=_float(env, "WEBCARE_POLL_LEASE_SECONDS", cls.poll_lease_seconds),
             send_lease_seconds=_float(env, "WEBCARE_SEND_LEASE_SECONDS", cls.send_lease_seconds),
             log_level=env.get("WEBCARE_LOG_LEVEL", cls.log_level),
+            timezone=env.get("WEBCARE_TIMEZONE") or cls.timezone,
+            sla_sweep_seconds=_float(env, "WEBCARE_SLA_SWEEP_SECONDS", cls.sla_sweep_seconds),
         )
 
 

@@ -14,7 +14,9 @@ import os
 import secrets
 import socket
 
+from webcare.db import Database
 from webcare.inbox import Inbox
+from webcare.metrics import settle_overdue
 from webcare.outbox import Outbox
 from webcare.poller import Poller
 from webcare.services import Services
@@ -38,6 +40,8 @@ class Workers:
     def start(self) -> None:
         self._tasks.append(asyncio.create_task(sweep_leases(self.services.inbox, self.services.settings
                                                             .lease_sweep_seconds), name="lease-sweeper"))
+        self._tasks.append(asyncio.create_task(sweep_sla(self.services.db, self.services.settings.sla_sweep_seconds),
+                                               name="sla-sweeper"))
         if self.with_connectors:
             self._tasks.append(asyncio.create_task(self.poller.run(), name="poller"))
             self._tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
@@ -61,6 +65,18 @@ async def sweep_leases(inbox: Inbox, every: float) -> None:
                 log.info("returned %d expired claims to the queue", expired)
         except Exception:
             log.exception("lease sweep failed; trying again later")
+
+
+async def sweep_sla(db: Database, every: float) -> None:
+    """Conversations that crossed an SLA target get their breach, and the live stream its warning."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            for _ in range(100):  # a big backlog of breaches goes out in rounds of a few hundred
+                if not await settle_overdue(db):
+                    break
+        except Exception:
+            log.exception("SLA sweep failed; trying again later")
 
 
 async def run_forever(services: Services) -> None:

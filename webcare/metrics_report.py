@@ -1,0 +1,282 @@
+"""Reading the response-time metrics: counts, medians and p90s for any range, overall and per group,
+and per day.
+
+A range ``[from, to)`` is cut into whole local days, months and years, read from the pre-aggregated
+counts (a year of data is a handful of rows per key and bucket), plus the partial days at either end,
+read from the metrics rows themselves. Both kinds land in the same buckets, so the figures are those
+of the exact rows in the range, up to the buckets' resolution (see :mod:`webcare.metrics`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from webcare.db import Database
+from webcare.errors import BadRequest
+from webcare.metrics import (
+    BREACH,
+    FIRST_RESPONSE,
+    FIRST_RESPONSE_SLA,
+    HIT,
+    RESOLUTION,
+    RESOLUTION_SLA,
+    Snapshot,
+    contributions,
+    representative,
+)
+from webcare.metrics_models import ConversationMetrics, MetricCount
+from webcare.models import Account, Department, User
+
+M = ConversationMetrics
+MC = MetricCount
+GROUPS = {"account": "a", "department": "d", "user": "u"}
+EARLIEST = dt.date(1970, 1, 1)
+LATEST = dt.date(9999, 1, 1)
+MAX_SERIES_DAYS = 400
+
+
+def percentile(counts: Mapping[int, int], p: float) -> float | None:
+    """``percentile_cont(p)`` of the durations the buckets stand for: the same interpolation PostgreSQL does."""
+    total = sum(counts.values())
+    if total <= 0:
+        return None
+    pos = p * (total - 1)
+    lo, hi = math.floor(pos), math.ceil(pos)
+    at_lo = at_hi = None
+    seen = 0
+    for b in sorted(counts):
+        n = counts[b]
+        if n <= 0:
+            continue
+        if at_lo is None and lo < seen + n:
+            at_lo = representative(b)
+        if hi < seen + n:
+            at_hi = representative(b)
+            break
+        seen += n
+    assert at_lo is not None and at_hi is not None
+    return at_lo + (at_hi - at_lo) * (pos - lo)
+
+
+@dataclass
+class Tally:
+    """One group's buckets and SLA outcomes."""
+
+    buckets: dict[int, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
+
+    def add(self, metric: int, b: int, n: int) -> None:
+        self.buckets[metric][b] += n
+
+    def merge(self, other: Tally) -> None:
+        for metric, counts in other.buckets.items():
+            self.buckets[metric].update(counts)
+
+    def stats(self, metric: int) -> dict[str, Any]:
+        counts = self.buckets.get(metric, Counter())
+        return {"count": sum(counts.values()), "median": _round(percentile(counts, 0.5)),
+                "p90": _round(percentile(counts, 0.9))}
+
+    def sla(self) -> dict[str, Any]:
+        fr, res = self.buckets.get(FIRST_RESPONSE_SLA, Counter()), self.buckets.get(RESOLUTION_SLA, Counter())
+        return {"hits": fr[HIT] + res[HIT], "breaches": fr[BREACH] + res[BREACH],
+                "first_response": {"hits": fr[HIT], "breaches": fr[BREACH]},
+                "resolution": {"hits": res[HIT], "breaches": res[BREACH]}}
+
+    def as_json(self) -> dict[str, Any]:
+        return {"first_response": self.stats(FIRST_RESPONSE), "resolution": self.stats(RESOLUTION), "sla": self.sla()}
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def day_start(day: dt.date, tz: ZoneInfo) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tzinfo=tz).astimezone(dt.UTC)
+
+
+@dataclass(frozen=True)
+class Cut:
+    """A range as periods of pre-aggregated counts, ``(grain, first, end)`` with ``end`` excluded, and
+    instant intervals to read from the rows."""
+
+    periods: tuple[tuple[str, dt.date, dt.date], ...]
+    raw: tuple[tuple[dt.datetime, dt.datetime | None], ...]
+
+
+def cut(start: dt.datetime | None, end: dt.datetime | None, tz: ZoneInfo) -> Cut:
+    raw: list[tuple[dt.datetime, dt.datetime | None]] = []
+    if start is not None and end is not None and start >= end:
+        return Cut((), ())
+    if start is None:
+        first = EARLIEST
+    else:
+        d = start.astimezone(tz).date()
+        first = d if start == day_start(d, tz) else d + dt.timedelta(days=1)
+        if first != d:
+            stop = day_start(first, tz)
+            raw.append((start, stop if end is None else min(stop, end)))
+    if end is None:
+        last = LATEST
+    else:
+        last = end.astimezone(tz).date()
+        tail = day_start(last, tz)
+        if end != tail and (start is None or tail >= start):
+            raw.append((max(tail, start) if start else tail, end))
+    if first >= last:
+        return Cut((), tuple(raw))
+    months_from = first if first.day == 1 else _next_month(first)
+    years_from = months_from if months_from.month == 1 else dt.date(months_from.year + 1, 1, 1)
+    months_to, years_to = last.replace(day=1), dt.date(last.year, 1, 1)
+    spans: list[tuple[str, dt.date, dt.date]]
+    if years_from < years_to:
+        spans = [("d", first, months_from), ("m", months_from, years_from), ("y", years_from, years_to),
+                 ("m", years_to, months_to), ("d", months_to, last)]
+    elif months_from < months_to:
+        spans = [("d", first, months_from), ("m", months_from, months_to), ("d", months_to, last)]
+    else:
+        spans = [("d", first, last)]
+    return Cut(tuple(s for s in spans if s[1] < s[2]), tuple(raw))
+
+
+def _next_month(day: dt.date) -> dt.date:
+    return dt.date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
+def _period_filter(periods: Iterable[tuple[str, dt.date, dt.date]]) -> sa.ColumnElement[bool]:
+    return sa.or_(*(sa.and_(MC.grain == grain, MC.period >= lo, MC.period < hi) for grain, lo, hi in periods))
+
+
+async def _raw(session: AsyncSession, a: dt.datetime, b: dt.datetime | None,
+               ) -> list[tuple[Any, tuple[int, int, dt.datetime, int]]]:
+    """The contributions made within [a, b), read from the rows."""
+    def within(col: Any) -> sa.ColumnElement[bool]:
+        return sa.and_(col >= a, col < b) if b is not None else col >= a
+
+    rows = (await session.execute(
+        sa.select(*(getattr(M, name) for name in Snapshot.__slots__))
+        .where(sa.or_(within(M.first_response_at), within(M.resolved_at),
+                      sa.and_(M.fr_sla == "breached", within(M.fr_due_at)),
+                      sa.and_(M.res_sla == "breached", within(M.res_due_at))))
+    )).all()
+    return [(row, c) for row in rows for c in contributions(row) if a <= c[2] and (b is None or c[2] < b)]
+
+
+def _key(row: Any, dim: str, user: int) -> int:
+    return int(row.account_id if dim == "a" else row.department_id if dim == "d" else user)
+
+
+async def tallies(session: AsyncSession, start: dt.datetime | None, end: dt.datetime | None, dim: str,
+                  tz: ZoneInfo) -> dict[int, Tally]:
+    """Per key of ``dim``, the buckets of everything within [start, end)."""
+    plan = cut(start, end, tz)
+    out: dict[int, Tally] = defaultdict(Tally)
+    if plan.periods:
+        rows = await session.execute(
+            sa.select(MC.key, MC.metric, MC.bucket, sa.func.sum(MC.n))
+            .where(MC.dim == dim, _period_filter(plan.periods))
+            .group_by(MC.key, MC.metric, MC.bucket))
+        for key, metric, b, n in rows:
+            out[key].add(metric, b, int(n))
+    for a, z in plan.raw:
+        for row, (metric, bk, _, user) in await _raw(session, a, z):
+            out[_key(row, dim, user)].add(metric, bk, 1)
+    return out
+
+
+async def names(session: AsyncSession, dim: str, keys: Iterable[int]) -> dict[int, str]:
+    ids = [k for k in keys if k]
+    if not ids:
+        return {}
+    model: Any = {"a": Account, "d": Department, "u": User}[dim]
+    return {i: n for i, n in await session.execute(sa.select(model.id, model.name).where(model.id.in_(ids)))}
+
+
+def parse_instant(raw: str | None, name: str) -> dt.datetime | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00") if raw.endswith("Z") else raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be an ISO 8601 date or timestamp", code="invalid_query") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        raise BadRequest(f"{name} is out of range", code="invalid_query") from None
+
+
+def group_dim(raw: str | None) -> str | None:
+    if raw is None or raw == "":
+        return None
+    if raw not in GROUPS:
+        raise BadRequest(f"group_by must be one of {', '.join(GROUPS)}", code="invalid_query")
+    return GROUPS[raw]
+
+
+async def response_times(db: Database, start: dt.datetime | None, end: dt.datetime | None,
+                         group_by: str | None) -> dict[str, Any]:
+    tz = ZoneInfo(db.zone)
+    dim = group_dim(group_by)
+    async with db.read() as s:
+        # Any dimension adds up to the overall figures; departments are the fewest keys.
+        per_key = await tallies(s, start, end, dim or "d", tz)
+        named = await names(s, dim, per_key) if dim else {}
+    overall = Tally()
+    for tally in per_key.values():
+        overall.merge(tally)
+    groups = []
+    if dim is not None:
+        for key in sorted(per_key, key=lambda k: (named.get(k) is None, (named.get(k) or "").lower(), k)):
+            groups.append({"key": key or None, "name": named.get(key), **per_key[key].as_json()})
+    return {"from": _iso(start), "to": _iso(end), "group_by": group_by or None, "overall": overall.as_json(),
+            "groups": groups}
+
+
+async def series(db: Database, start: dt.datetime | None, end: dt.datetime | None,
+                 group_by: str | None) -> dict[str, Any]:
+    """Per local day of the organisation (whole days from the one holding ``from`` to the one before ``to``)."""
+    tz = ZoneInfo(db.zone)
+    dim = group_dim(group_by)
+    today = dt.datetime.now(dt.UTC).astimezone(tz).date()
+    last = (end - dt.timedelta(microseconds=1)).astimezone(tz).date() if end else today
+    first = start.astimezone(tz).date() if start else last - dt.timedelta(days=29)
+    if first > last:
+        raise BadRequest("from must come before to", code="invalid_query")
+    if (last - first).days >= MAX_SERIES_DAYS:
+        raise BadRequest(f"a series covers at most {MAX_SERIES_DAYS} days", code="invalid_query")
+    days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+    per: dict[tuple[dt.date, int], Tally] = defaultdict(Tally)
+    async with db.read() as s:
+        rows = await s.execute(
+            sa.select(MC.period, MC.key, MC.metric, MC.bucket, MC.n)
+            .where(MC.dim == (dim or "d"), MC.grain == "d", MC.period >= first, MC.period <= last))
+        for period, key, metric, b, n in rows:
+            per[(period, key)].add(metric, b, int(n))
+        keys = sorted({k for _, k in per})
+        named = await names(s, dim, keys) if dim else {}
+    overall = []
+    for day in days:
+        t = Tally()
+        for (d, _), tally in per.items():
+            if d == day:
+                t.merge(tally)
+        overall.append({"day": day.isoformat(), **t.as_json()})
+    groups = [{"key": key or None, "name": named.get(key),
+               "days": [{"day": day.isoformat(), **per.get((day, key), Tally()).as_json()} for day in days]}
+              for key in keys] if dim else []
+    return {"from": first.isoformat(), "to": last.isoformat(), "timezone": db.zone, "group_by": group_by or None,
+            "days": [d.isoformat() for d in days], "overall": overall, "groups": groups}
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
