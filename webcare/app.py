@@ -14,6 +14,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 
 from webcare import __version__
 from webcare.api import admin, conversations, live, moderation, session, webhooks
+from webcare.api import assist as assist_api
 from webcare.api import metrics as metrics_api
 from webcare.api import sla as sla_api
 from webcare.broker import broker_for
@@ -30,6 +31,7 @@ ENDPOINTS: list[Endpoint] = [*session.ENDPOINTS, *admin.ENDPOINTS, *conversation
                              *moderation.ENDPOINTS]
 
 ENDPOINTS += [*metrics_api.ENDPOINTS, *sla_api.ENDPOINTS]
+ENDPOINTS += assist_api.ENDPOINTS
 
 
 async def healthz(request: Request) -> Response:

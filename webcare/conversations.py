@@ -141,6 +141,8 @@ async def list_queue(db: Database, actor: Actor, f: QueueFilter) -> dict[str, An
 
 
 async def get_conversation(db: Database, actor: Actor, conversation_id: int) -> dict[str, Any]:
+    from webcare.assist import conversation_extras  # here: smart assist builds on this module
+
     async with db.read() as s:
         conversation = await visible_conversation(s, actor, conversation_id)
         item = await conversation_item(s, conversation)
@@ -149,8 +151,9 @@ async def get_conversation(db: Database, actor: Actor, conversation_id: int) -> 
             .where(Message.conversation_id == conversation_id).order_by(Message.created_at, Message.id)
         )).all()
         users, _ = await names(s, {m.user_id for m, _ in rows if m.user_id is not None}, set())
+        extras = await conversation_extras(s, actor, conversation_id)
     item["messages"] = [message_json(m, r, users.get(m.user_id) if m.user_id else None) for m, r in rows]
-    item["links"] = []
+    item.update(extras)
     return item
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from webcare import metrics
 from webcare.access import Actor
+from webcare.approval import admit, announce
 from webcare.conversations import conversation_item, iso, message_json, visible_conversation
 from webcare.db import Database, Tx
 from webcare.errors import AlreadyClaimed, Conflict, InvalidState, NotFound
@@ -217,21 +218,23 @@ class Inbox:
             if before.claimed_by_id != actor.id or (before.lease_expires_at or now) <= now:
                 tx.emit("conversation.claimed", conversation_id, actor.id, claimed_by=actor.id,
                         lease_expires_at=iso(conversation.lease_expires_at))
-            message = await _add_message(tx, conversation, actor, "out", text)
+            admission = await admit(tx, actor, conversation, text)  # 422 when the house style refuses it
+            message = await _add_message(tx, conversation, actor, "out", admission.text)
             # A reply answers the latest message from the public, in its thread.
             latest = (await tx.session.execute(
                 sa.select(Message.external_id, Message.thread_id)
                 .where(Message.conversation_id == conversation_id, Message.direction == "in")
                 .order_by(Message.created_at.desc(), Message.id.desc()).limit(1))).first()
             reply = Reply(message_id=message.id, conversation_id=conversation_id, account_id=conversation.account_id,
-                          user_id=actor.id, state="queued", in_reply_to=latest.external_id if latest else None,
+                          user_id=actor.id, state=admission.state, in_reply_to=latest.external_id if latest else None,
                           thread_id=latest.thread_id if latest else None,
-                          idempotency_key=secrets.token_hex(16), next_attempt_at=now, created_at=now)
+                          idempotency_key=secrets.token_hex(16), created_at=now,
+                          next_attempt_at=now if admission.state == "queued" else None)
             tx.session.add(reply)
             await tx.session.flush()
-            tx.emit("reply.queued", conversation_id, actor.id, reply_id=reply.id,
-                    message=message_json(message, reply, actor.name))
-            return {"id": reply.id, "state": reply.state, "message_id": message.id, "conversation_id": conversation_id}
+            announce(tx, actor, reply, message_json(message, reply, actor.name), admission)
+            return {"id": reply.id, "state": reply.state, "message_id": message.id, "conversation_id": conversation_id,
+                    "text": message.text}
 
     async def retry_reply(self, actor: Actor, reply_id: int) -> dict[str, Any]:
         """Queue a failed reply again; if an earlier attempt may have been posted, the platform is asked first."""

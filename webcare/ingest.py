@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import InboundMessage
 from webcare import metrics
+from webcare.assist import new_conversations as assist_new_conversations
 from webcare.conversations import message_json
 from webcare.db import Database, Tx
 from webcare.models import Conversation, Message
@@ -140,6 +141,7 @@ async def _store_fresh(tx: Tx, account_id: int, messages: Sequence[InboundMessag
                 author={"id": m.author.id, "handle": m.author.handle, "name": m.author.name},
                 subject_preview=_preview(m.text))
         tx.emit("message.received", row["conversation_id"], None, message=message_json(message, None, None))
+    await assist_new_conversations(tx, account_id, list(zip(conversation_ids, messages, strict=True)))
 
 
 def _message_row(account_id: int, conversation_id: int, m: InboundMessage, now: dt.datetime) -> dict[str, Any]:
@@ -175,6 +177,8 @@ async def ingest_in(tx: Tx, account_id: int, message: InboundMessage) -> Ingeste
     stored = await session.get(Message, message_id)
     assert stored is not None
     tx.emit("message.received", conversation.id, None, message=message_json(stored, None, None))
+    if is_new:
+        await assist_new_conversations(tx, account_id, [(conversation.id, message)])
     return Ingested(conversation.id, message_id, True)
 
 

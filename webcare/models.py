@@ -263,4 +263,5 @@ class EventCounter(Base):
 
 
 # Tables of their own modules, imported here so that Base.metadata (and Alembic) always has them.
+from webcare import assist_models as assist_models  # noqa: E402
 from webcare import metrics_models  # noqa: E402, F401

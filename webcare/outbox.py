@@ -25,6 +25,7 @@ from connectors.base import AuthExpired, ConnectorError, OutboundReply, Permanen
 from webcare import metrics
 from webcare.connections import ConnectorPool
 from webcare.db import Database, Tx
+from webcare.linking import close_linked
 from webcare.models import Account, Conversation, Message, Reply, User
 
 log = logging.getLogger(__name__)
@@ -167,6 +168,8 @@ class Outbox:
             # Before _answered, which clears waiting_since: the first response is measured from it.
             await metrics.reply_sent(tx, reply.conversation_id, reply.user_id)
             status = await _answered(tx, reply.conversation_id)
+            if status == "answered":
+                await close_linked(tx, reply.conversation_id, reply.user_id)
             tx.emit("reply.sent", reply.conversation_id, reply.user_id, reply_id=reply.id,
                     message_id=reply.message_id, external_id=external_id, status=status)
 

@@ -1,0 +1,190 @@
+"""Cross-posts, duplicates and surges on both databases, through the API and through a poller's pages.
+
+Messages carry their platform time (``created_at``), so the time windows are tested without waiting.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from connectors.base import Author, InboundMessage
+from tests.conftest import Harness
+from webcare.assist_models import ConversationLink
+from webcare.db import Tx
+from webcare.ingest import store_page
+from webcare.models import Event
+
+pytestmark = pytest.mark.anyio
+
+T0 = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)
+
+
+def at(minutes: float) -> str:
+    return (T0 + dt.timedelta(minutes=minutes)).isoformat()
+
+
+def person(handle: str, name: str | None = None) -> dict[str, str]:
+    return {"id": f"id-{handle}-{secrets.token_hex(2)}", "handle": handle, "name": name or handle.title()}
+
+
+async def post(server: Harness, admin: httpx.AsyncClient, account: dict[str, Any], text: str,
+               author: dict[str, str], minutes: float) -> int:
+    done = await server.inbound(admin, account["id"], text, author=author, created_at=at(minutes))
+    return int(done["conversation_id"])
+
+
+async def links(client: httpx.AsyncClient, conversation_id: int) -> set[tuple[int, str]]:
+    r = await client.get(f"/api/conversations/{conversation_id}")
+    assert r.status_code == 200, r.text
+    return {(link["conversation_id"], link["kind"]) for link in r.json()["links"]}
+
+
+async def test_a_cross_post_and_a_duplicate_are_linked_to_the_first_on_both_sides(server: Harness) -> None:
+    admin, _ = await server.token_client("admin")
+    agent, _ = await server.token_client("agent")
+    afval = await server.api_account(admin, department="Afval")
+    parkeren = await server.api_account(admin, department="Parkeren")
+    jan_x = person("jan_devries", "Jan de Vries")
+    jan_mastodon = person("jan_devries@social.example", "Jan")
+
+    first = await post(server, admin, afval, "@gemeente_afval Al 3 weken wordt ons grofvuil in de Vondelstraat niet "
+                                             "opgehaald!! Wie gaat dit oplossen?", jan_x, 0)
+    cross = await post(server, admin, parkeren, "@parkeren al 3 weken wordt het grofvuil in de Vondelstraat niet "
+                                                "opgehaald. Wie lost dit op?", jan_mastodon, 10)
+    again = await post(server, admin, afval, "Al 3 weken wordt ons grofvuil in de Vondelstraat niet opgehaald!!!",
+                       jan_x, 90)
+    assert await links(agent, cross) == {(first, "cross_post")}
+    assert await links(agent, again) == {(first, "duplicate")}
+    assert await links(agent, first) == {(cross, "cross_post"), (again, "duplicate")}
+
+    async with server.db.read() as s:
+        linked = list(await s.execute(sa.select(Event.conversation_id, Event.data).where(
+            Event.type == "conversation.linked").order_by(Event.seq)))
+    assert [(cid, data["linked_to"], data["kind"]) for cid, data in linked] == [
+        (cross, first, "cross_post"), (first, cross, "cross_post"), (again, first, "duplicate"),
+        (first, again, "duplicate")]
+
+
+async def test_same_words_another_question_another_person_or_too_late_is_not_linked(server: Harness) -> None:
+    admin, _ = await server.token_client("admin")
+    agent, _ = await server.token_client("agent")
+    account = await server.api_account(admin, department="Afval")
+    other = await server.api_account(admin, department="Stadsbeheer")
+    jan = person("jan")
+    first = await post(server, admin, account, "Wanneer wordt het grofvuil opgehaald in Noord?", jan, 0)
+    unlinked = [
+        await post(server, admin, other, "Wanneer wordt het grofvuil opgehaald in Zuid?", jan, 5),
+        await post(server, admin, account, "De container in de Kerkstraat is niet geleegd", jan, 6),
+        await post(server, admin, other, "De container in de Vondelstraat is niet geleegd", jan, 7),
+        await post(server, admin, other, "Mijn parkeervergunning voor kenteken 12-AB-34 is verlopen", jan, 8),
+        await post(server, admin, other, "Mijn parkeervergunning voor kenteken 56-CD-78 is verlopen", jan, 9),
+        # someone else with the very same words: not a repeat (and two people are no surge)
+        await post(server, admin, other, "Wanneer wordt het grofvuil opgehaald in Noord?", person("piet"), 10),
+        # the same person and words, but four days later: a new question
+        await post(server, admin, other, "Wanneer wordt het grofvuil opgehaald in Noord?", jan, 4 * 24 * 60),
+    ]
+    for conversation_id in [first, *unlinked]:
+        assert await links(agent, conversation_id) == set(), conversation_id
+
+
+async def test_a_surge_gathers_many_people_and_is_answered_personally(server: Harness) -> None:
+    admin, _ = await server.token_client("admin")
+    coordinator, _ = await server.token_client("coordinator", name="Anna de Vries")
+    agent, _ = await server.token_client("agent")
+    verkeer = await server.api_account(admin, department="Verkeer")
+    gemeente = await server.api_account(admin, department="Communicatie")
+    posts = [
+        (verkeer, "Waarom is de Coolsingel afgesloten? Sta al 20 min vast", person("kees", "Kees"), 0),
+        (gemeente, "Coolsingel dicht?? Hoe lang gaat dit duren", person("fatima", "Fatima"), 7),
+        (verkeer, "What's going on at Coolsingel, road closed?", person("tom", "Tom"), 12),
+        (gemeente, "Coolsingel afgesloten en geen omleiding aangegeven, belachelijk", person("els", "Els"), 30),
+    ]
+    members = [await post(server, admin, account, text, author, m) for account, text, author, m in posts]
+    apart = [
+        await post(server, admin, gemeente, "Wanneer is de markt op de Coolsingel?", person("joop"), 20),
+        await post(server, admin, verkeer, "Is de A10 dicht?", person("ria"), 21),
+        await post(server, admin, verkeer, "Is de A2 dicht?", person("sem"), 22),
+        # the same thing, but the next day: a surge is a short time
+        await post(server, admin, verkeer, "Coolsingel dicht?? Hoe lang nog", person("bas"), 26 * 60),
+    ]
+    root = members[0]
+    assert await links(agent, root) == {(m, "surge") for m in members[1:]}
+    for m in members[1:]:
+        assert await links(agent, m) == {(root, "surge")}
+    for a in apart:
+        assert await links(agent, a) == set(), a
+
+    [cluster] = (await agent.get("/api/clusters")).json()["items"]
+    assert cluster["root_conversation_id"] == root and cluster["size"] == 4 and cluster["waiting"] == 4
+    assert "coolsingel" in cluster["topic"]
+    detail = (await agent.get(f"/api/clusters/{cluster['id']}")).json()
+    assert [c["id"] for c in detail["conversations"]] == members
+    assert (await agent.get(f"/api/conversations/{members[2]}")).json()["cluster"]["id"] == cluster["id"]
+
+    departments = (await admin.get("/api/departments")).json()["items"]
+    saved = (await coordinator.post("/api/saved-replies", json={
+        "department_id": departments[0]["id"], "title": "Coolsingel afgesloten",
+        "text": "Hoi {author}, de Coolsingel is tot 18:00 afgesloten voor werkzaamheden. ^{agent_initials}"})).json()
+    assert (await agent.post(f"/api/clusters/{cluster['id']}/replies",
+                             json={"saved_reply_id": saved["id"]})).status_code == 403
+    r = await coordinator.post(f"/api/clusters/{cluster['id']}/replies", json={"saved_reply_id": saved["id"]})
+    assert r.status_code == 200, r.text
+    answered = r.json()
+    assert answered["skipped"] == [] and [a["conversation_id"] for a in answered["replies"]] == members
+    for (_, _, author, _), reply in zip(posts, answered["replies"], strict=True):
+        assert reply["reply"]["text"] == (f"Hoi {author['name']}, de Coolsingel is tot 18:00 afgesloten voor "
+                                          "werkzaamheden. ^AdV")
+        assert reply["reply"]["state"] == "queued"
+    # Reports count a surge's conversations as what they are: one conversation (and reply) per person.
+    queue = (await agent.get("/api/conversations", params={"status": "claimed"})).json()["items"]
+    assert sorted(c["id"] for c in queue) == sorted(members)
+    assert (await coordinator.post(f"/api/clusters/{cluster['id']}/replies",
+                                   json={"text": "Nogmaals, {author}"})).json()["skipped"] == []
+
+
+async def test_a_copied_complaint_over_two_days_is_one_surge(server: Harness) -> None:
+    admin, _ = await server.token_client("admin")
+    agent, _ = await server.token_client("agent")
+    account = await server.api_account(admin, department="Groen")
+    text = "Stop de kap van de bomen in het Vondelpark! Teken de petitie"
+    ids = [await post(server, admin, account, text, person(f"bewoner{i}"), i * 600) for i in range(4)]
+    assert await links(agent, ids[0]) == {(i, "surge") for i in ids[1:]}
+
+
+async def test_a_fetched_page_is_linked_and_gathered_in_one_go(server: Harness) -> None:
+    """The poller's path: a whole page stored in bulk, with repeats and a surge inside the page itself."""
+    admin, _ = await server.token_client("admin")
+    agent, _ = await server.token_client("agent")
+    account = await server.api_account(admin, department="ICT")
+
+    def message(i: int, text: str, handle: str) -> InboundMessage:
+        return InboundMessage(external_id=f"page-{i}", author=Author(f"a-{handle}", handle, handle.title()),
+                              text=text, created_at=T0 + dt.timedelta(minutes=i))
+
+    page = [
+        message(1, "@gemeente de website ligt eruit, ik kan niet inloggen met DigiD", "noor"),
+        message(2, "Is jullie site down? DigiD login werkt niet", "daan"),
+        message(3, "Hoe vraag ik een parkeervergunning aan?", "lotte"),
+        message(4, "Your website is down, can't log in with DigiD", "mike"),
+        message(5, "Hoe vraag ik een parkeervergunning aan??", "lotte"),
+        message(6, "Hoe zeg ik mijn parkeervergunning op?", "lotte"),
+    ]
+
+    async def nothing(tx: Tx) -> None:
+        return None
+
+    assert await store_page(server.db, account["id"], page, nothing) == 6
+    async with server.db.read() as s:
+        by_external = dict((await s.execute(sa.text(
+            "SELECT external_id, conversation_id FROM messages WHERE account_id = :a"), {"a": account["id"]})).all())
+        rows = list(await s.scalars(sa.select(ConversationLink)))
+    c = {i: by_external[f"page-{i}"] for i in range(1, 7)}
+    assert {(r.conversation_id, r.linked_id, r.kind) for r in rows} == {
+        (c[2], c[1], "surge"), (c[4], c[1], "surge"), (c[5], c[3], "duplicate")}
+    assert await links(agent, c[6]) == set()

@@ -1,0 +1,409 @@
+"""Cross-posts, duplicates and surges, found when a message opens a conversation.
+
+*Repeats*: the same person (by handle, across platforms) asking the same thing again within
+:attr:`Config.repeat_window`, on another account (``cross_post``) or the same one (``duplicate``), is
+linked to the first conversation; when any of them is answered the others close (see
+:func:`close_linked`), so only one department answers.
+
+*Surges*: different people writing about the same thing within :attr:`Config.surge_window` (or the
+very same words within the repeat window: a copied complaint) are gathered into a :class:`Cluster`
+around the first conversation once :attr:`Config.surge_min_authors` people did. Each keeps its own
+conversation (and its own answer), so reports count them as usual.
+
+Matching is a score *and* a guard. The score is rapidfuzz's ``token_set_ratio`` of the normalised
+texts (:mod:`webcare.normalize`); the guard refuses "same words, different question": other numbers
+(A10 / A2, 12-AB-34 / 56-CD-78), other names or places (Noord / Zuid, Vondelstraat / Kerkstraat),
+or a swapped content word with little else in common (pay / appeal a parking fine). Candidates are
+narrowed before any fuzzy matching: by author and time (an index), by normalised-text hash, by the
+surge window, and in memory by shared words and compatible numbers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from rapidfuzz import fuzz
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from connectors.base import Author
+from webcare.access import Actor, conversation_visible
+from webcare.assist_models import Cluster, ConversationLink, Fingerprint
+from webcare.db import Tx
+from webcare.models import Conversation, Reply
+from webcare.normalize import Normalised, fold, normalise
+
+REPEATS = ("cross_post", "duplicate")
+#: Two words this alike (rapidfuzz ratio) are one word misspelt or inflected: opgehaald / opgehaalt.
+WORD_ALIKE = 80
+#: A copied text joins a surge outside its window only if it says this much ("Coolsingel dicht?" does not).
+COPY_MIN_WORDS = 4
+
+
+@dataclass(frozen=True)
+class Config:
+    repeat_window: dt.timedelta = dt.timedelta(hours=72)
+    surge_window: dt.timedelta = dt.timedelta(hours=3)
+    surge_min_authors: int = 3
+    #: token_set_ratio for one person asking the same thing again; high, because a wrong link closes a
+    #: question unanswered, while a missed one only costs a second answer.
+    repeat_score: int = 85
+    #: token_set_ratio for different people about one thing: they word it differently.
+    surge_score: int = 70
+    #: The surge window's candidates are the most recent this many (a cap for the worst surge).
+    surge_candidates: int = 3000
+
+
+DEFAULT = Config()
+
+
+def author_key(author: Author) -> str:
+    """One person across platforms: the handle without @ and instance, casefolded (jan@social.nl is jan)."""
+    handle = author.handle.strip().lstrip("@").split("@", 1)[0]
+    return fold(handle)[:200] if handle else f"id:{author.id}"[:200]
+
+
+# The comparison
+
+
+def _overlap(a: Normalised, b: Normalised) -> tuple[set[str], set[str], set[str]]:
+    """Shared words, and the words only in a and only in b; a misspelt word counts as shared."""
+    shared = set(a.words & b.words)
+    only_a, only_b = set(a.words - b.words), set(b.words - a.words)
+    for x in sorted(only_a - a.ids):
+        twin = next((y for y in sorted(only_b - b.ids) if fuzz.ratio(x, y) >= WORD_ALIKE), None)
+        if twin is not None:
+            only_a.discard(x)
+            only_b.discard(twin)
+            shared.add(x)
+    return shared, only_a, only_b
+
+
+def same_question(a: Normalised, b: Normalised, min_score: int = DEFAULT.repeat_score) -> int | None:
+    """The score when one person's two messages ask the same thing, else None."""
+    if not a.words or not b.words:
+        return None
+    score = round(fuzz.token_set_ratio(a.text, b.text))
+    if score < min_score:
+        return None
+    shared, only_a, only_b = _overlap(a, b)
+    if (only_a & a.ids) and (only_b & b.ids):
+        return None  # other numbers: another plate, road, date or house
+    if (only_a & a.keys) and (only_b & b.keys):
+        return None  # other names or places
+    if len(shared) < 4 and (only_a - a.ids) and (only_b - b.ids):
+        return None  # a content word swapped with too little else in common: another question
+    return score
+
+
+def same_topic(a: Normalised, b: Normalised, min_score: int = DEFAULT.surge_score) -> int | None:
+    """The score when two people's messages are about the same thing, else None."""
+    if a.ids and b.ids and not (a.ids & b.ids):
+        return None
+    if a.keys and b.keys and not (a.keys & b.words) and not (b.keys & a.words):
+        return None
+    score = round(fuzz.token_set_ratio(a.text, b.text))
+    if score < min_score:
+        return None
+    shared, only_a, only_b = _overlap(a, b)
+    if len(shared) < 2:
+        return None
+    if len(shared) < 4 and len(only_a - a.ids) == 1 and len(only_b - b.ids) == 1:
+        return None  # one word swapped: the same template about another thing
+    return score
+
+
+# Candidates
+
+
+@dataclass
+class Candidate:
+    conversation_id: int
+    account_id: int
+    author_key: str
+    norm: Normalised
+    posted_at: dt.datetime
+    #: The first conversation this one repeats (it is a cross_post or duplicate of it).
+    primary_id: int | None = None
+    cluster_id: int | None = None
+    cluster_root: int | None = None
+
+
+@dataclass
+class _Pool:
+    """Candidates with an in-memory word index: a shortlist shares enough words and no conflicting number."""
+
+    items: list[Candidate] = field(default_factory=list)
+    by_word: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    seen: set[int] = field(default_factory=set)
+
+    def add(self, c: Candidate) -> None:
+        if c.conversation_id in self.seen:
+            return
+        self.seen.add(c.conversation_id)
+        index = len(self.items)
+        self.items.append(c)
+        for word in c.norm.words:
+            self.by_word[word].append(index)
+
+    def shortlist(self, norm: Normalised, min_shared: int) -> list[Candidate]:
+        counts: dict[int, int] = defaultdict(int)
+        for word in norm.words:
+            for index in self.by_word.get(word, ()):
+                counts[index] += 1
+        out = []
+        for index, n in counts.items():
+            c = self.items[index]
+            if n >= min_shared and (not norm.ids or not c.norm.ids or norm.ids & c.norm.ids):
+                out.append(c)
+        return out
+
+
+def _candidate(row: Any) -> Candidate:
+    primary = row.linked_id if row.kind in REPEATS else None
+    cluster_id = row.cluster_id if row.kind == "surge" else row.root_of
+    cluster_root = row.linked_id if row.kind == "surge" else (row.conversation_id if row.root_of else None)
+    return Candidate(row.conversation_id, row.account_id, row.author_key, Normalised.stored(row.norm_text, row.keys),
+                     row.posted_at, primary, cluster_id, cluster_root)
+
+
+def _select() -> Any:
+    F, L, K = Fingerprint, ConversationLink, Cluster
+    return (sa.select(F.conversation_id, F.account_id, F.author_key, F.norm_text, F.keys, F.posted_at,
+                      L.linked_id, L.kind, L.cluster_id, K.id.label("root_of"))
+            .outerjoin(L, L.conversation_id == F.conversation_id)
+            .outerjoin(K, K.root_conversation_id == F.conversation_id))
+
+
+@dataclass(frozen=True)
+class _New:
+    conversation_id: int
+    account_id: int
+    author_key: str
+    norm: Normalised
+    posted_at: dt.datetime
+
+
+# Taking new conversations in
+
+
+async def link_new(tx: Tx, account_id: int, items: Sequence[tuple[int, Author, str, dt.datetime]],
+                   config: Config = DEFAULT) -> None:
+    """Fingerprint the conversations just opened in ``tx`` (id, author, first text, platform time), and
+    link each to the first conversation it repeats, or gather it into a surge."""
+    if not items:
+        return
+    new = sorted((_New(cid, account_id, author_key(author), normalise(text), at) for cid, author, text, at in items),
+                 key=lambda n: (n.posted_at, n.conversation_id))
+    session = tx.session
+    await session.execute(sa.insert(Fingerprint), [
+        {"conversation_id": n.conversation_id, "account_id": account_id, "author_key": n.author_key,
+         "text_hash": n.norm.hash, "norm_text": n.norm.text, "keys": " ".join(sorted(n.norm.keys)),
+         "posted_at": n.posted_at} for n in new])
+    ids = [n.conversation_id for n in new]
+    first, last = new[0].posted_at, new[-1].posted_at
+    F = Fingerprint
+    repeats, surge = _Pool(), _Pool()
+    for row in await session.execute(_select().where(
+            sa.or_(F.author_key.in_({n.author_key for n in new}), F.text_hash.in_({n.norm.hash for n in new})),
+            F.posted_at.between(first - config.repeat_window, last + config.repeat_window),
+            F.conversation_id.not_in(ids))):
+        c = _candidate(row)
+        repeats.add(c)
+        if c.primary_id is None:
+            surge.add(c)
+    for row in await session.execute(_select().where(
+            F.posted_at.between(first - config.surge_window, last + config.surge_window),
+            F.conversation_id.not_in(ids)).order_by(F.posted_at.desc()).limit(config.surge_candidates)):
+        c = _candidate(row)
+        if c.primary_id is None:
+            surge.add(c)
+
+    linker = _Linker(tx, config)
+    for n in new:
+        me = Candidate(n.conversation_id, n.account_id, n.author_key, n.norm, n.posted_at)
+        repeated = _best_repeat(n, repeats, config)
+        if repeated is not None:
+            target, score = repeated
+            me.primary_id = target.primary_id or target.conversation_id
+            first_account = target.account_id if target.primary_id is None else await _account_of(
+                session, me.primary_id)
+            linker.link(me.conversation_id, me.primary_id, "duplicate" if first_account == account_id else "cross_post",
+                        score, None)
+        else:
+            await linker.gather(me, surge)
+            surge.add(me)
+        repeats.add(me)
+    await linker.flush()
+
+
+def _best_repeat(n: _New, pool: _Pool, config: Config) -> tuple[Candidate, int] | None:
+    best: tuple[Candidate, int] | None = None
+    for c in pool.shortlist(n.norm, 1):
+        if c.author_key != n.author_key or abs(c.posted_at - n.posted_at) > config.repeat_window:
+            continue
+        score = same_question(n.norm, c.norm, config.repeat_score)
+        if score is not None and (best is None or (score, -c.posted_at.timestamp()) >
+                                  (best[1], -best[0].posted_at.timestamp())):
+            best = (c, score)
+    return best
+
+
+async def _account_of(session: AsyncSession, conversation_id: int | None) -> int | None:
+    return await session.scalar(sa.select(Conversation.account_id).where(Conversation.id == conversation_id))
+
+
+class _Linker:
+    """Collects a page's links and surge changes and writes them in a few statements."""
+
+    def __init__(self, tx: Tx, config: Config) -> None:
+        self.tx = tx
+        self.config = config
+        self.links: list[dict[str, Any]] = []
+        self.grown: dict[int, tuple[int, dt.datetime]] = {}
+
+    def link(self, conversation_id: int, linked_id: int, kind: str, score: int, cluster_id: int | None) -> None:
+        self.links.append({"conversation_id": conversation_id, "linked_id": linked_id, "kind": kind,
+                           "cluster_id": cluster_id, "score": score, "created_at": self.tx.now})
+
+    async def gather(self, me: Candidate, pool: _Pool) -> None:
+        """Join the surge of the most alike message, or start one when enough people wrote alike."""
+        window = self.config.surge_window
+        alike: list[tuple[int, Candidate]] = []
+        for c in pool.shortlist(me.norm, 2):
+            if c.author_key == me.author_key:
+                continue
+            if abs(c.posted_at - me.posted_at) > window and not (
+                    c.norm.hash == me.norm.hash and len(me.norm.words) >= COPY_MIN_WORDS):
+                continue  # outside the surge window only a copy counts, of more than a few words
+            score = same_topic(me.norm, c.norm, self.config.surge_score)
+            if score is not None:
+                alike.append((score, c))
+        if not alike:
+            return
+        alike.sort(key=lambda pair: (-pair[0], pair[1].posted_at))
+        clustered = [(s, c) for s, c in alike if c.cluster_id is not None]
+        if clustered:
+            score, c = clustered[0]
+            assert c.cluster_id is not None and c.cluster_root is not None
+            me.cluster_id, me.cluster_root = c.cluster_id, c.cluster_root
+            self.link(me.conversation_id, c.cluster_root, "surge", score, c.cluster_id)
+            self._grow(c.cluster_id, 1, me.posted_at)
+            return
+        authors = {c.author_key for _, c in alike} | {me.author_key}
+        if len(authors) < self.config.surge_min_authors:
+            return
+        members = [c for _, c in alike] + [me]
+        root = min(members, key=lambda c: (c.posted_at, c.conversation_id))
+        scores = {c.conversation_id: s for s, c in alike}
+        cluster_id = await self._cluster(root, me, members)
+        for c in members:
+            c.cluster_id, c.cluster_root = cluster_id, root.conversation_id
+            if c is not root:
+                self.link(c.conversation_id, root.conversation_id, "surge",
+                          scores.get(c.conversation_id) or scores.get(root.conversation_id, 0), cluster_id)
+
+    async def _cluster(self, root: Candidate, me: Candidate, members: list[Candidate]) -> int:
+        shared = set.intersection(*(set(c.norm.words) for c in (root, me))) or set(root.norm.words)
+        topic = " ".join(w for w in dict.fromkeys(root.norm.tokens) if w in shared)[:200]
+        last = max(c.posted_at for c in members)
+        stmt = _insert(self.tx.session)(Cluster).values(
+            root_conversation_id=root.conversation_id, topic=topic, size=len(members), created_at=self.tx.now,
+            last_at=last).on_conflict_do_nothing(index_elements=["root_conversation_id"]).returning(Cluster.id)
+        cluster_id = (await self.tx.session.execute(stmt)).scalar_one_or_none()
+        if cluster_id is None:  # another writer made this root a cluster a moment ago: join it
+            cluster_id = await self.tx.session.scalar(
+                sa.select(Cluster.id).where(Cluster.root_conversation_id == root.conversation_id))
+            assert cluster_id is not None
+            self._grow(cluster_id, len(members) - 1, last)
+        self.tx.emit("cluster.created", root.conversation_id, None, cluster_id=cluster_id, topic=topic,
+                     size=len(members))
+        return cluster_id
+
+    def _grow(self, cluster_id: int, n: int, at: dt.datetime) -> None:
+        count, last = self.grown.get(cluster_id, (0, at))
+        self.grown[cluster_id] = (count + n, max(last, at))
+
+    async def flush(self) -> None:
+        session = self.tx.session
+        if self.links:
+            result = await session.execute(
+                _insert(session)(ConversationLink).on_conflict_do_nothing(index_elements=["conversation_id"])
+                .returning(ConversationLink.conversation_id), self.links)
+            stored = set(result.scalars())
+            for link in self.links:
+                if link["conversation_id"] not in stored:
+                    continue  # linked by another writer meanwhile
+                data = {"kind": link["kind"], "score": link["score"], "cluster_id": link["cluster_id"]}
+                self.tx.emit("conversation.linked", link["conversation_id"], None, linked_to=link["linked_id"],
+                             **data)
+                self.tx.emit("conversation.linked", link["linked_id"], None, linked_to=link["conversation_id"],
+                             **data)
+        for cluster_id, (n, last) in self.grown.items():
+            await session.execute(sa.update(Cluster).where(Cluster.id == cluster_id).values(
+                size=Cluster.size + n, last_at=sa.case((Cluster.last_at < last, last), else_=Cluster.last_at)))
+
+
+def _insert(session: AsyncSession) -> Any:
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+# Answering one answers all
+
+
+async def close_linked(tx: Tx, conversation_id: int, answered_by: int | None) -> list[int]:
+    """Close the cross-posts and duplicates of a conversation that was just answered; the ids closed.
+
+    Conversations with a reply of their own on its way (waiting for approval, queued, sending) stay.
+    """
+    L = ConversationLink
+    session = tx.session
+    primary = await session.scalar(sa.select(L.linked_id).where(L.conversation_id == conversation_id,
+                                                                 L.kind.in_(REPEATS)))
+    root = primary or conversation_id
+    group = set(await session.scalars(sa.select(L.conversation_id).where(L.linked_id == root, L.kind.in_(REPEATS))))
+    group.add(root)
+    group.discard(conversation_id)
+    if not group:
+        return []
+    busy = set(await session.scalars(sa.select(Reply.conversation_id).where(
+        Reply.conversation_id.in_(group), Reply.state.in_(("awaiting_approval", "queued", "sending")))))
+    C = Conversation
+    closed = list(await session.scalars(
+        sa.update(C).where(C.id.in_(group - busy), C.status.in_(("open", "claimed", "escalated")))
+        .values(status="closed", close_reason="resolved", waiting_since=None, claimed_by_id=None, claimed_at=None,
+                lease_expires_at=None, version=C.version + 1, updated_at=tx.now)
+        .returning(C.id).execution_options(synchronize_session=False)))
+    for cid in sorted(closed):
+        tx.emit("conversation.closed", cid, None, reason="resolved", answered_in=conversation_id,
+                answered_by=answered_by)
+    return closed
+
+
+# Reading
+
+
+async def links_of(session: AsyncSession, actor: Actor, conversation_id: int) -> list[dict[str, Any]]:
+    """Both directions: the first conversation this one repeats, and those that repeat this one."""
+    L, C = ConversationLink, Conversation
+    out = []
+    outgoing = sa.select(L.linked_id.label("other"), L.kind, L.cluster_id, L.score, sa.true().label("first")) \
+        .where(L.conversation_id == conversation_id)
+    incoming = sa.select(L.conversation_id.label("other"), L.kind, L.cluster_id, L.score, sa.false().label("first")) \
+        .where(L.linked_id == conversation_id)
+    for part in (outgoing, incoming):
+        sub = part.subquery()
+        rows = await session.execute(
+            sa.select(sub, C.status, C.account_id).join(C, C.id == sub.c.other)
+            .where(conversation_visible(actor)).order_by(sub.c.other))
+        for row in rows:
+            out.append({"conversation_id": row.other, "kind": row.kind, "first": bool(row.first),
+                        "cluster_id": row.cluster_id, "score": row.score, "status": row.status,
+                        "account_id": row.account_id})
+    return out
