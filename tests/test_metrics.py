@@ -42,6 +42,9 @@ from webcare.security import Keys
 pytestmark = pytest.mark.anyio
 
 MIN = 60.0
+TOPICS = ["Waar blijft mijn parkeervergunning?", "De container in onze straat is niet geleegd.",
+          "Hoe laat is het zwembad open op zondag?", "Er ligt een omgevallen boom op het fietspad.",
+          "Kan ik mijn paspoort ook op zaterdag ophalen?", "Waarom is de rekening van de afvalstoffenheffing hoger?"]
 
 
 class Clock:
@@ -91,13 +94,17 @@ class Rig:
         return Actor(user["id"], user["email"], user["name"], user["role"], user["department_id"])
 
     async def post(self, account_id: int, posted: dt.datetime, *, in_reply_to: str | None = None,
-                   handle: str = "burger") -> tuple[int, str]:
-        """A message from the public, posted at ``posted`` by the platform's clock; (conversation, external id)."""
+                   handle: str | None = None) -> tuple[int, str]:
+        """A message from the public, posted at ``posted`` by the platform's clock; (conversation, external id).
+
+        Each from another person about another thing, so that no duplicate detection links them."""
         self.clock.at = max(self.clock.at, posted)
         external_id = secrets.token_hex(6)
+        handle = handle or f"burger{external_id}"
+        topic = TOPICS[int(external_id, 16) % len(TOPICS)]
         done = await ingest(self.db, account_id, InboundMessage(
-            external_id=external_id, author=Author(f"id-{handle}", handle, "Burger"), text="Waar blijft mijn pas?",
-            created_at=posted, in_reply_to=in_reply_to))
+            external_id=external_id, author=Author(f"id-{external_id}", handle, "Burger"),
+            text=f"{topic} (zaak {external_id})", created_at=posted, in_reply_to=in_reply_to))
         return done.conversation_id, external_id
 
     async def reply(self, conversation_id: int, by: Actor, at: dt.datetime) -> None:

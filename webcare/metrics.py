@@ -35,6 +35,7 @@ from webcare.models import Account, Conversation
 
 M = ConversationMetrics
 COUNTS = cast(sa.Table, MetricCount.__table__)
+COLUMNS = ("dim", "grain", "period", "key", "metric", "bucket", "n")
 
 GAMMA = 1.04
 LOG_GAMMA = math.log(GAMMA)
@@ -303,7 +304,14 @@ async def rebuild_counts(db: Database, *, batch: int = 5000) -> int:
             after = rows[-1].conversation_id
     async with db.write() as tx:
         await tx.session.execute(sa.delete(MetricCount))
-        items = sorted(counts.items())
-        for i in range(0, len(items), batch):
-            await add_counts(tx.session, Counter(dict(items[i:i + batch])))
+        records = [(*k, n) for k, n in sorted(counts.items()) if n]
+        if tx.session.get_bind().dialect.name == "postgresql":
+            # COPY: millions of rows in seconds, where inserts would take minutes.
+            raw = await (await tx.session.connection()).get_raw_connection()
+            await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+                "metric_counts", records=records, columns=list(COLUMNS))
+        else:
+            for i in range(0, len(records), batch):
+                await tx.session.execute(sa.insert(COUNTS), [dict(zip(COLUMNS, r, strict=True))
+                                                             for r in records[i:i + batch]])
     return seen

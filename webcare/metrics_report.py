@@ -18,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from webcare.db import Database
 from webcare.errors import BadRequest
@@ -155,7 +155,7 @@ def _period_filter(periods: Iterable[tuple[str, dt.date, dt.date]]) -> sa.Column
     return sa.or_(*(sa.and_(MC.grain == grain, MC.period >= lo, MC.period < hi) for grain, lo, hi in periods))
 
 
-async def _raw(session: AsyncSession, a: dt.datetime, b: dt.datetime | None,
+async def _raw(session: AsyncSession | AsyncConnection, a: dt.datetime, b: dt.datetime | None,
                ) -> list[tuple[Any, tuple[int, int, dt.datetime, int]]]:
     """The contributions made within [a, b), read from the rows."""
     def within(col: Any) -> sa.ColumnElement[bool]:
@@ -174,7 +174,7 @@ def _key(row: Any, dim: str, user: int) -> int:
     return int(row.account_id if dim == "a" else row.department_id if dim == "d" else user)
 
 
-async def tallies(session: AsyncSession, start: dt.datetime | None, end: dt.datetime | None, dim: str,
+async def tallies(session: AsyncSession | AsyncConnection, start: dt.datetime | None, end: dt.datetime | None, dim: str,
                   tz: ZoneInfo) -> dict[int, Tally]:
     """Per key of ``dim``, the buckets of everything within [start, end)."""
     plan = cut(start, end, tz)
@@ -192,7 +192,7 @@ async def tallies(session: AsyncSession, start: dt.datetime | None, end: dt.date
     return out
 
 
-async def names(session: AsyncSession, dim: str, keys: Iterable[int]) -> dict[int, str]:
+async def names(session: AsyncSession | AsyncConnection, dim: str, keys: Iterable[int]) -> dict[int, str]:
     ids = [k for k in keys if k]
     if not ids:
         return {}
@@ -227,7 +227,7 @@ async def response_times(db: Database, start: dt.datetime | None, end: dt.dateti
                          group_by: str | None) -> dict[str, Any]:
     tz = ZoneInfo(db.zone)
     dim = group_dim(group_by)
-    async with db.read() as s:
+    async with db.connect() as s:  # Core rows: no ORM bookkeeping for thousands of counts
         # Any dimension adds up to the overall figures; departments are the fewest keys.
         per_key = await tallies(s, start, end, dim or "d", tz)
         named = await names(s, dim, per_key) if dim else {}
@@ -256,7 +256,7 @@ async def series(db: Database, start: dt.datetime | None, end: dt.datetime | Non
         raise BadRequest(f"a series covers at most {MAX_SERIES_DAYS} days", code="invalid_query")
     days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
     per: dict[tuple[dt.date, int], Tally] = defaultdict(Tally)
-    async with db.read() as s:
+    async with db.connect() as s:
         rows = await s.execute(
             sa.select(MC.period, MC.key, MC.metric, MC.bucket, MC.n)
             .where(MC.dim == (dim or "d"), MC.grain == "d", MC.period >= first, MC.period <= last))
