@@ -18,13 +18,12 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import database, env_for, median, percentile, serve
+from bench.common import KeepAlive, database, env_for, median, percentile, serve
 from webcare.db import Database
 from webcare.migrate import upgrade
 from webcare.models import Account, Conversation, Department
@@ -68,26 +67,27 @@ async def seed(url: str, clients: int, conversations: int) -> tuple[list[str], l
 async def run_api(base: str, tokens: list[str], ids: list[int]) -> tuple[float, list[float]]:
     queue = list(reversed(ids))
     latencies: list[float] = []
-    http = [httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {t}"}, timeout=30) for t in tokens]
+    host, port = base.removeprefix("http://").split(":")
+    http = [KeepAlive(host, int(port), {"Authorization": f"Bearer {t}"}) for t in tokens]
 
-    async def worker(client: httpx.AsyncClient) -> None:
+    async def worker(client: KeepAlive) -> None:
         while queue:
             cid = queue.pop()
             t0 = time.perf_counter()
-            r = await client.post(f"/api/conversations/{cid}/claim")
+            status, body = await client.request("POST", f"/api/conversations/{cid}/claim")
             latencies.append(time.perf_counter() - t0)
-            if r.status_code != 200:
-                raise RuntimeError(f"claim {cid}: {r.status_code} {r.text[:200]}")
+            if status != 200:
+                raise RuntimeError(f"claim {cid}: {status} {body[:200]!r}")
 
     try:
         for c in http:  # open the keep-alive connections before the clock starts
-            await c.get("/healthz")
+            await c.request("GET", "/healthz")
         t0 = time.perf_counter()
         await asyncio.gather(*(worker(c) for c in http))
         elapsed = time.perf_counter() - t0
     finally:
         for c in http:
-            await c.aclose()
+            await c.close()
     return len(ids) / elapsed, latencies
 
 
