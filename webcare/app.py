@@ -13,12 +13,13 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route, WebSocketRoute
 
 from webcare import __version__
-from webcare.api import admin, conversations, live, moderation, session, webhooks
+from webcare.api import admin, conversations, live, moderation, session, views, webhooks
 from webcare.api import assist as assist_api
 from webcare.api import metrics as metrics_api
 from webcare.api import sla as sla_api
 from webcare.broker import broker_for
 from webcare.demo import Demo
+from webcare.frontend import frontend_routes
 from webcare.http import JSON, Endpoint, endpoints_routes, exception_handlers, ok, openapi
 from webcare.hub import Hub
 from webcare.services import Services
@@ -27,7 +28,7 @@ from webcare.workers import Workers
 
 log = logging.getLogger(__name__)
 
-ENDPOINTS: list[Endpoint] = [*session.ENDPOINTS, *admin.ENDPOINTS, *conversations.ENDPOINTS,
+ENDPOINTS: list[Endpoint] = [*session.ENDPOINTS, *admin.ENDPOINTS, *conversations.ENDPOINTS, *views.ENDPOINTS,
                              *moderation.ENDPOINTS]
 
 ENDPOINTS += [*metrics_api.ENDPOINTS, *sla_api.ENDPOINTS]
@@ -103,6 +104,8 @@ def create_app(settings: Settings, *, demo: Demo | None = None, workers: bool = 
     if demo is not None:
         # The demo's accounts talk to a fake X and Mastodon served by this same process.
         routes.append(Mount("/_fake", demo.fake_app()))
+    # Last, so that every API route takes precedence over the pages.
+    routes.extend(frontend_routes())
     app = Starlette(routes=routes, exception_handlers=exception_handlers(), lifespan=lifespan)
     app.state.services = services
     app.state.settings = settings
