@@ -6,6 +6,7 @@ import base64
 import binascii
 import datetime as dt
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,8 +18,11 @@ from webcare.db import Database
 from webcare.errors import BadRequest, NotFound
 from webcare.models import STATUSES, Account, Conversation, Message, Reply
 from webcare.people import names
+from webcare.schemas import MAX_ID
 
 MAX_PAGE = 200
+#: A Conversation, or a row with the conversations table's columns.
+ConversationRow = Any
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,8 @@ class QueueFilter:
     department_id: int | None = None
     #: ``me``, a user id, or None.
     assignee: str | None = None
+    #: Who holds the claim: ``me``, a user id, or None.
+    claimed_by: str | None = None
     q: str | None = None
     limit: int = 50
     cursor: str | None = None
@@ -38,20 +44,30 @@ class QueueFilter:
             raise BadRequest(f"unknown status {unknown[0]!r}; use {', '.join(STATUSES)}", code="invalid_query")
         if not 1 <= self.limit <= MAX_PAGE:
             raise BadRequest(f"limit must be from 1 to {MAX_PAGE}", code="invalid_query")
-        if self.assignee not in (None, "me") and not self.assignee.isdigit():
+        if self.assignee not in (None, "me") and not (
+                self.assignee.isascii() and self.assignee.isdigit() and int(self.assignee) <= MAX_ID):
             raise BadRequest("assignee must be 'me' or a user id", code="invalid_query")
+        if self.claimed_by not in (None, "me") and not (
+                self.claimed_by.isascii() and self.claimed_by.isdigit() and int(self.claimed_by) <= MAX_ID):
+            raise BadRequest("claimed_by must be 'me' or a user id", code="invalid_query")
+        if self.q is not None and "\x00" in self.q:
+            raise BadRequest("q must not contain NUL characters", code="invalid_query")
 
 
 def iso(value: dt.datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-async def conversation_items(session: AsyncSession, conversations: list[Conversation]) -> list[dict[str, Any]]:
-    user_ids = {i for c in conversations for i in (c.claimed_by_id, c.assignee_user_id) if i is not None}
+async def conversation_items(session: AsyncSession, conversations: Sequence[ConversationRow],
+                             known_users: Mapping[int, str] | None = None) -> list[dict[str, Any]]:
+    """The queue's view of conversations (ORM objects or rows of the conversations table)."""
+    known = dict(known_users or {})
+    user_ids = {i for c in conversations for i in (c.claimed_by_id, c.assignee_user_id) if i is not None} - set(known)
     department_ids = {c.assignee_department_id for c in conversations if c.assignee_department_id is not None}
     users, departments = await names(session, user_ids, department_ids)
+    users.update(known)
 
-    def item(c: Conversation) -> dict[str, Any]:
+    def item(c: ConversationRow) -> dict[str, Any]:
         if c.assignee_user_id is not None:
             assignee: dict[str, Any] | None = {"type": "user", "id": c.assignee_user_id,
                                                "name": users.get(c.assignee_user_id)}
@@ -78,8 +94,9 @@ async def conversation_items(session: AsyncSession, conversations: list[Conversa
     return [item(c) for c in conversations]
 
 
-async def conversation_item(session: AsyncSession, conversation: Conversation) -> dict[str, Any]:
-    return (await conversation_items(session, [conversation]))[0]
+async def conversation_item(session: AsyncSession, conversation: ConversationRow,
+                            known_users: Mapping[int, str] | None = None) -> dict[str, Any]:
+    return (await conversation_items(session, [conversation], known_users))[0]
 
 
 def message_json(m: Message, reply: Reply | None, user_name: str | None) -> dict[str, Any]:
@@ -118,6 +135,8 @@ async def list_queue(db: Database, actor: Actor, f: QueueFilter) -> dict[str, An
             stmt = stmt.where(mine)
         else:
             stmt = stmt.where(Conversation.assignee_user_id == int(f.assignee))
+    if f.claimed_by is not None:
+        stmt = stmt.where(Conversation.claimed_by_id == (actor.id if f.claimed_by == "me" else int(f.claimed_by)))
     if f.q:
         needle = f.q.lower()
         stmt = stmt.where(sa.or_(
@@ -177,8 +196,8 @@ def _decode_cursor(cursor: str) -> tuple[dt.datetime, int]:
     try:
         at, last_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         when = dt.datetime.fromisoformat(at)
-        if not isinstance(last_id, int) or when.tzinfo is None:
+        if type(last_id) is not int or not 0 <= last_id <= MAX_ID or when.tzinfo is None:
             raise ValueError
-        return when, last_id
-    except (ValueError, TypeError, binascii.Error):
+        return when.astimezone(dt.UTC), last_id
+    except (ValueError, TypeError, OverflowError, binascii.Error):
         raise BadRequest("that cursor is not one this server handed out", code="invalid_cursor") from None

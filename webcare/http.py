@@ -15,7 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from webcare.errors import AppError, BadRequest, PayloadTooLarge
+from webcare.errors import AppError, BadRequest, NotFound, PayloadTooLarge
+from webcare.schemas import MAX_ID, storable_problem
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ async def parse(request: Request, model: type[B]) -> B:
     """The request's JSON body as ``model``: 400 when it is not JSON or does not fit, 413 when too big."""
     raw = await read_body(request, request.app.state.settings.max_body_bytes)
     try:
-        return model.model_validate_json(raw or b"")
+        body = model.model_validate_json(raw or b"")
     except ValidationError as e:
         errors = e.errors(include_url=False, include_input=False, include_context=False)
         if any(err["type"] == "json_invalid" for err in errors) or not raw:
@@ -59,16 +60,27 @@ async def parse(request: Request, model: type[B]) -> B:
                     for err in errors]
         first = problems[0]
         raise BadRequest(f"{first['field']}: {first['problem']}", code="invalid_body", details=problems) from None
+    problem = storable_problem(body.model_dump())
+    if problem:
+        raise BadRequest(problem, code="invalid_body")
+    return body
 
 
-def query_int(request: Request, name: str, default: int) -> int:
+MAX_BIGINT = 2**63 - 1
+
+
+def query_int(request: Request, name: str, default: int, *, maximum: int = MAX_BIGINT) -> int:
+    """A whole-number query parameter; 400 when it is not one or lies outside what the database holds."""
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise BadRequest(f"{name} must be a whole number", code="invalid_query") from None
+    if not -MAX_BIGINT <= value <= maximum:
+        raise BadRequest(f"{name} must be at most {maximum}", code="invalid_query")
+    return value
 
 
 @dataclass(frozen=True)
@@ -82,7 +94,19 @@ class Endpoint:
     auth: bool = True
 
     def route(self) -> Route:
-        return Route(self.path, self.handler, methods=[self.method], name=f"{self.method} {self.path}")
+        handler = self.handler
+        takes_body = self.body is not None
+
+        async def checked(request: Request) -> Response:
+            # An id beyond what a row id can be names nothing: 404 here rather than an overflow in the query.
+            if any(isinstance(v, int) and v > MAX_ID for v in request.path_params.values()):
+                raise NotFound("no such id")
+            if not takes_body and request.method not in ("GET", "HEAD"):
+                # Verbs without a body still refuse an oversized one (413) before doing anything.
+                await read_body(request, request.app.state.settings.max_body_bytes)
+            return await handler(request)
+
+        return Route(self.path, checked, methods=[self.method], name=f"{self.method} {self.path}")
 
 
 def openapi(endpoints: Sequence[Endpoint], version: str) -> dict[str, Any]:
@@ -131,7 +155,9 @@ async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     codes = {404: "not_found", 405: "method_not_allowed"}
     message = {404: "no such path", 405: f"{request.method} is not allowed here"}.get(exc.status_code, exc.detail)
-    return ok({"error": {"code": codes.get(exc.status_code, "http_error"), "message": message}}, exc.status_code)
+    response = ok({"error": {"code": codes.get(exc.status_code, "http_error"), "message": message}}, exc.status_code)
+    response.headers.update(exc.headers or {})  # a 405 says which methods are allowed
+    return response
 
 
 async def server_error(request: Request, exc: Exception) -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -12,6 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 Role = Literal["agent", "expert", "coordinator", "admin"]
 Platform = Literal["x", "mastodon", "facebook", "instagram", "email", "api"]
 CloseReason = Literal["resolved", "no_reply_needed", "spam"]
+
+#: Row ids are 32-bit integers on PostgreSQL; a larger number can name nothing (and would break the query).
+MAX_ID = 2**31 - 1
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
@@ -34,6 +39,24 @@ def _not_blank(value: str) -> str:
     return value
 
 
+def storable_problem(value: Any) -> str | None:
+    """Why a parsed body cannot be stored as given, or None.
+
+    PostgreSQL text cannot hold NUL and JSON has no NaN or Infinity: such bodies are refused up
+    front, on both engines alike, instead of failing half-way into the database.
+    """
+    if isinstance(value, str):
+        return "text must not contain NUL characters" if "\x00" in value else None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "numbers must be finite"
+    if isinstance(value, dict):
+        items: list[Any] = [*value.keys(), *value.values()]
+        return next((p for p in map(storable_problem, items) if p), None)
+    if isinstance(value, list | tuple):
+        return next((p for p in map(storable_problem, value) if p), None)
+    return None
+
+
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -41,6 +64,14 @@ class Body(BaseModel):
 class LoginIn(Body):
     email: Annotated[str, StringConstraints(max_length=320)]
     password: Annotated[str, StringConstraints(max_length=1000)]
+
+    @field_validator("email")
+    @classmethod
+    def _fits(cls, value: str) -> str:
+        # Lower-casing can lengthen a string ("İ" becomes two characters); the column holds 320.
+        if len(value.strip().lower()) > 320:
+            raise ValueError("an email address has at most 320 characters")
+        return value
 
 
 class DepartmentIn(Body):
@@ -51,7 +82,7 @@ class UserIn(Body):
     email: str
     name: Name
     role: Role
-    department_id: int | None = None
+    department_id: Id | None = None
     password: Password | None = None
 
     _email = field_validator("email")(_email)
@@ -60,16 +91,24 @@ class UserIn(Body):
 class UserPatch(Body):
     name: Name | None = None
     role: Role | None = None
-    department_id: int | None = None
+    department_id: Id | None = None
     password: Password | None = None
     active: bool | None = None
+
+    @model_validator(mode="after")
+    def _required_not_null(self) -> UserPatch:
+        # null clears department_id and password; a user cannot be without a name, role or active flag.
+        for key in ("name", "role", "active"):
+            if key in self.model_fields_set and getattr(self, key) is None:
+                raise ValueError(f"{key} cannot be null")
+        return self
 
 
 class AccountIn(Body):
     platform: Platform
     handle: Name
     name: Name
-    department_id: int
+    department_id: Id
     settings: dict[str, Any] = Field(default_factory=dict)
     credentials: dict[str, str] | None = None
     restricted: bool = False
@@ -79,7 +118,7 @@ class AccountIn(Body):
 class AccountPatch(Body):
     handle: Name | None = None
     name: Name | None = None
-    department_id: int | None = None
+    department_id: Id | None = None
     settings: dict[str, Any] | None = None
     credentials: dict[str, str] | None = None
     restricted: bool | None = None
@@ -121,14 +160,19 @@ class InboundIn(Body):
     @classmethod
     def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
         # A timestamp without a zone is taken as UTC, the zone every platform API speaks.
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=dt.UTC)
-        return value
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        try:
+            return value.astimezone(dt.UTC)
+        except OverflowError:
+            raise ValueError("created_at is out of range") from None
 
 
 class EscalateIn(Body):
-    user_id: int | None = None
-    department_id: int | None = None
+    user_id: Id | None = None
+    department_id: Id | None = None
     note: Text
 
     _note = field_validator("note")(_not_blank)

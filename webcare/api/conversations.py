@@ -13,17 +13,18 @@ from webcare.eventlog import DEFAULT_LIMIT, read_events
 from webcare.http import Endpoint, ok, parse, query_int
 from webcare.ingest import ingest
 from webcare.models import utcnow
-from webcare.schemas import CloseIn, EscalateIn, InboundIn, NoteIn, ReplyIn
+from webcare.schemas import MAX_ID, CloseIn, EscalateIn, InboundIn, NoteIn, ReplyIn
 
 
 async def queue(request: Request) -> Response:
     actor = await current_actor(request)
     q = request.query_params
-    account_id = query_int(request, "account_id", 0) or None
-    department_id = query_int(request, "department_id", 0) or None
+    account_id = query_int(request, "account_id", 0, maximum=MAX_ID) or None
+    department_id = query_int(request, "department_id", 0, maximum=MAX_ID) or None
     f = QueueFilter(
         statuses=tuple(s.strip() for s in q.get("status", "").split(",") if s.strip()),
         account_id=account_id, department_id=department_id, assignee=q.get("assignee") or None,
+        claimed_by=q.get("claimed_by") or None,
         q=(q.get("q") or "").strip() or None, limit=query_int(request, "limit", 50), cursor=q.get("cursor") or None,
     )
     return ok(await list_queue(services(request).db, actor, f))
@@ -62,6 +63,11 @@ async def reply(request: Request) -> Response:
     actor = await current_actor(request)
     body = await parse(request, ReplyIn)
     return ok({"reply": await services(request).inbox.reply(actor, request.path_params["id"], body.text)}, 201)
+
+
+async def retry_reply(request: Request) -> Response:
+    actor = await current_actor(request)
+    return ok({"reply": await services(request).inbox.retry_reply(actor, request.path_params["id"])})
 
 
 async def close(request: Request) -> Response:
@@ -103,13 +109,16 @@ async def events(request: Request) -> Response:
 C = "/api/conversations/{id:int}"
 ENDPOINTS = [
     Endpoint("GET", "/api/conversations", queue,
-             "The queue: filters status (comma list), account_id, department_id, assignee, q, limit, cursor"),
+             "The queue: filters status (comma list), account_id, department_id, assignee, claimed_by, q, limit, "
+             "cursor"),
     Endpoint("GET", C, detail, "One conversation with its messages and links"),
     Endpoint("POST", f"{C}/claim", claim, "Claim: 409 already_claimed when someone else has it"),
     Endpoint("POST", f"{C}/release", release, "Release a claim, or hand an escalation back to the queue"),
     Endpoint("POST", f"{C}/escalate", escalate, "Escalate to a person or a department's experts", EscalateIn),
     Endpoint("POST", f"{C}/notes", add_note, "Add an internal note", NoteIn),
     Endpoint("POST", f"{C}/replies", reply, "Reply through the platform, via the outbox", ReplyIn),
+    Endpoint("POST", "/api/replies/{id:int}/retry", retry_reply,
+             "Queue a failed reply again (the platform is asked first whether an earlier attempt got through)"),
     Endpoint("POST", f"{C}/close", close, "Close with a reason", CloseIn),
     Endpoint("POST", f"{C}/reopen", reopen, "Reopen a closed or answered conversation"),
     Endpoint("POST", "/api/accounts/{id:int}/inbound", inbound,
