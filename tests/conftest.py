@@ -254,3 +254,29 @@ def fake_server() -> Iterator[FakeServer]:
             yield FakeServer(fake, running.url)
         finally:
             fake.release()  # answers still held back by a delay fault go out, so the server can stop
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[Any]:
+    """A real dovecot IMAP server (tests/mailservers.py) for the session; each test adds its own user."""
+    from tests.mailservers import Dovecot, in_ci
+
+    if shutil.which("dovecot") is None or os.geteuid() != 0:
+        if in_ci():
+            pytest.fail("the email tests need dovecot-imapd installed and root (as .ci/run provides)")
+        pytest.skip("dovecot is not installed or we are not root: apt-get install dovecot-imapd")
+    server = Dovecot()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[Any]:
+    """An aiosmtpd sink on a free loopback port (tests/mailservers.py)."""
+    from tests.mailservers import SmtpServer
+
+    with SmtpServer() as server:
+        yield server
