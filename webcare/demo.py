@@ -6,6 +6,7 @@ import asyncio
 import logging
 import random
 import secrets
+from typing import Any
 
 import sqlalchemy as sa
 from starlette.types import ASGIApp
@@ -37,7 +38,9 @@ ACCOUNTS = (("api", "gemeente_parkeren", "Parkeren (website)", "Parkeren"),
 #: Accounts on the built-in fake platform; replies made in the inbox appear there.
 PLATFORM_ACCOUNTS = (("x", "gemeente", "Gemeente (X)", "Communicatie"),
                      ("x", "gemeente_afval", "Afval (X)", "Afval"),
-                     ("mastodon", "gemeente", "Gemeente (Mastodon)", "Communicatie"))
+                     ("mastodon", "gemeente", "Gemeente (Mastodon)", "Communicatie"),
+                     ("facebook", "gemeente", "Gemeente (Facebook)", "Communicatie"),
+                     ("instagram", "gemeente", "Gemeente (Instagram)", "Communicatie"))
 PUBLIC = (
     ("p1", "jan_de_vries", "Jan de Vries"), ("p2", "marieke82", "Marieke"), ("p3", "tom_k", "Tom Kramer"),
     ("p4", "expat_sarah", "Sarah Jones"), ("p5", "fietsfan", "Fatima el Amrani"), ("p6", "rotterdamrob", "Rob"),
@@ -97,11 +100,14 @@ class Demo:
         # their cursors over, since the ids of an earlier run mean nothing to this one.
         async with db.write() as tx:
             for platform, handle, name, department in PLATFORM_ACCOUNTS:
+                settings: dict[str, Any] = {"base_url": f"{self.fake_url}/{platform}", "poll_interval": 3}
                 if platform == "x":
                     credentials = self.fake.add_x_account(handle, name).credentials()
-                else:
+                elif platform == "mastodon":
                     credentials = {"access_token": str(self.fake.add_mastodon_account(handle, name).access_token)}
-                settings = {"base_url": f"{self.fake_url}/{platform}", "poll_interval": 3}
+                else:
+                    credentials, graph = self._graph_account(platform)
+                    settings = {**graph, "base_url": f"{self.fake_url}/graph", "poll_interval": 3}
                 account = await tx.session.scalar(
                     sa.select(Account).where(Account.platform == platform, Account.handle == handle))
                 if account is None:
@@ -114,6 +120,17 @@ class Demo:
                 account.next_poll_at = None
                 account.needs_reauth = False
                 account.poll_owner = None
+
+    def _graph_account(self, platform: str) -> tuple[dict[str, str], dict[str, Any]]:
+        """The demo's Facebook page and its linked Instagram account on the fake Graph API, with a post each."""
+        page = self.fake.graph.add_page("gemeente", "Gemeente", instagram="gemeente.nl")
+        if not self.fake.graph.posts:
+            self.fake.graph.add_post(page, "Vanaf maandag is de milieustraat ook op zondag open.")
+            self.fake.graph.add_medium(str(page.ig_user_id), "Nieuwe afvalbakken in het Vondelpark 🌳")
+        settings: dict[str, Any] = {"page_id": page.id, "verify_token": "demo-verify"}
+        if platform == "facebook":
+            return {"page_access_token": page.token, "app_secret": page.app_secret}, settings
+        return {"access_token": page.token, "app_secret": page.app_secret}, {**settings, "ig_user_id": page.ig_user_id}
 
     async def run(self, db: Database, interval: float = 6.0) -> None:
         """Keep the inbox filling: new questions on every platform, and now and then a follow-up."""
@@ -136,6 +153,8 @@ class Demo:
             text = rng.choice(FOLLOW_UPS) if parent else rng.choice(QUESTIONS)
             await asyncio.to_thread(self.fake.inject_x_mention, account, text, author=handle, author_name=name,
                                     in_reply_to=parent)
+        elif roll < 0.5:
+            await asyncio.to_thread(self._graph_public, rng, handle, name)
         elif roll < 0.65:
             posted = self.fake.posts("mastodon", "gemeente")
             parent = rng.choice(posted).id if posted and rng.random() < 0.3 else None
@@ -144,6 +163,19 @@ class Demo:
                                     author=f"{handle}@social.example", author_name=name, in_reply_to_id=parent)
         else:
             await self._api_message(db, rng, Author(pid, handle, name))
+
+    def _graph_public(self, rng: random.Random, handle: str, name: str) -> None:
+        w = self.fake.graph
+        person = w.person(handle, name)
+        page = w.page("gemeente")
+        choice = rng.random()
+        if choice < 0.4 and w.posts:
+            w.add_comment("facebook", rng.choice(list(w.posts)), person.id, rng.choice(QUESTIONS))
+        elif choice < 0.7 and w.media:
+            medium = rng.choice([m for m in w.media.values() if m.owner_id == page.ig_user_id])
+            w.add_comment("instagram", medium.id, person.id, rng.choice(QUESTIONS))
+        else:
+            w.add_direct_message(page, "messenger", person.id, rng.choice(QUESTIONS))
 
     async def _api_message(self, db: Database, rng: random.Random, author: Author) -> None:
         async with db.read() as s:

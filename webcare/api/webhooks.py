@@ -15,6 +15,7 @@ the reconciling poll stays the source of truth.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import hmac
@@ -100,23 +101,30 @@ async def receive(request: Request) -> Response:
                 work.setdefault(account.id, []).append(entry)
     if not work:
         return ok({"received": 0})
-    return _accepted(svc, work)
-
-
-def _accepted(svc: Services, work: dict[int, list[dict[str, Any]]]) -> Response:
+    if not hasattr(request.app.state, "webhook_locks"):
+        request.app.state.webhook_locks = {}
     response = ok({"received": sum(len(e) for e in work.values())})
-    response.background = BackgroundTask(process, svc, work)
+    response.background = BackgroundTask(process, svc, work, request.app.state.webhook_locks)
     return response
 
 
-async def process(svc: Services, work: dict[int, list[dict[str, Any]]]) -> None:
-    """Read the announced items back, store them and bring each account's poll forward."""
+async def process(svc: Services, work: dict[int, list[dict[str, Any]]], locks: dict[int, asyncio.Lock]) -> None:
+    """Read the announced items back, store them and bring each account's poll forward.
+
+    One account's deliveries are processed one at a time in this process, so two deliveries of one
+    thread (a comment and the reply under it) find each other instead of opening two conversations."""
     for account_id, entries in work.items():
+        async with locks.setdefault(account_id, asyncio.Lock()):
+            await _process_one(svc, account_id, entries)
+
+
+async def _process_one(svc: Services, account_id: int, entries: list[dict[str, Any]]) -> None:
+    if True:
         try:
             async with svc.db.read() as s:
                 account = await s.get(Account, account_id)
             if account is None:
-                continue
+                return
             messages: list[InboundMessage] = []
             try:
                 reader = getattr(svc.connectors.get(account), "from_webhook", None)
