@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -165,8 +166,17 @@ async def server_error(request: Request, exc: Exception) -> Response:
     return ok({"error": {"code": "internal", "message": "something went wrong on our side"}}, 500)
 
 
+async def integrity_error(request: Request, exc: Exception) -> Response:
+    # A unique constraint decided a race that a look-up before the write could not see: someone else
+    # stored the same thing a moment earlier. The transaction rolled back; nothing is half-written.
+    log.info("integrity error on %s %s: %s", request.method, request.url.path, exc)
+    return ok({"error": {"code": "conflict", "message": "that conflicts with something stored a moment ago; "
+                                                        "look again and retry"}}, 409)
+
+
 def exception_handlers() -> dict[Any, Callable[[Request, Exception], Awaitable[Response]]]:
-    return {AppError: app_error, HTTPException: http_error, Exception: server_error}
+    return {AppError: app_error, HTTPException: http_error, IntegrityError: integrity_error,
+            Exception: server_error}
 
 
 def endpoints_routes(endpoints: Sequence[Endpoint]) -> list[Route]:

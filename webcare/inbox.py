@@ -18,11 +18,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 from webcare import metrics
-from webcare.access import Actor
+from webcare.access import Actor, conversation_visible
 from webcare.approval import admit, announce
 from webcare.conversations import conversation_item, iso, message_json, visible_conversation
 from webcare.db import Database, Tx
-from webcare.errors import AlreadyClaimed, Conflict, InvalidState, NotFound
+from webcare.errors import AlreadyClaimed, Conflict, InvalidState, NotFound, RuleViolation
 from webcare.models import Account, Conversation, Department, Event, EventCounter, Message, Reply, User, utcnow
 from webcare.people import require_department, require_user
 from webcare.reply_window import check_reply_window
@@ -168,13 +168,22 @@ class Inbox:
                        note: str) -> dict[str, Any]:
         async with self.db.write() as tx:
             target: dict[str, Any]
+            current = await visible_conversation(tx.session, actor, conversation_id)
             if user_id is not None:
                 user = await require_user(tx.session, user_id)
                 target = {"type": "user", "id": user.id, "name": user.name}
+                if await tx.session.scalar(sa.select(C.id).where(
+                        C.id == conversation_id, conversation_visible(Actor.of(user)))) is None:
+                    raise RuleViolation(f"{user.name} cannot see this conversation's account",
+                                        code="assignee_cannot_see")
             else:
                 assert department_id is not None
                 department: Department = await require_department(tx.session, department_id)
                 target = {"type": "department", "id": department.id, "name": department.name}
+                account = await tx.session.get(Account, current.account_id)
+                if account is not None and account.restricted and account.department_id != department_id:
+                    raise RuleViolation(f"{department.name} cannot see this conversation's restricted account",
+                                        code="assignee_cannot_see")
 
             def decide(c: Conversation, before: Before) -> Values:
                 if c.status == "closed":
