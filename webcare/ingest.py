@@ -21,7 +21,7 @@ from webcare import metrics
 from webcare.assist import new_conversations as assist_new_conversations
 from webcare.conversations import message_json
 from webcare.db import Database, Tx
-from webcare.models import Conversation, Message
+from webcare.models import Account, Conversation, Message
 
 PREVIEW_LENGTH = 140
 _CONVERSATIONS = cast(sa.Table, Conversation.__table__)
@@ -67,6 +67,9 @@ async def store_page(db: Database, account_id: int, messages: Sequence[InboundMe
     for _ in range(5):
         try:
             async with db.write() as tx:
+                # One writer per account at a time, across processes (SQLite has one writer anyway):
+                # a reply stored beside the message it answers would not see it and open a second conversation.
+                await tx.session.execute(sa.select(Account.id).where(Account.id == account_id).with_for_update())
                 known = set(await tx.session.scalars(
                     sa.select(Message.external_id)
                     .where(Message.account_id == account_id,

@@ -15,7 +15,6 @@ the reconciling poll stays the source of truth.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
 import hmac
@@ -101,40 +100,36 @@ async def receive(request: Request) -> Response:
                 work.setdefault(account.id, []).append(entry)
     if not work:
         return ok({"received": 0})
-    if not hasattr(request.app.state, "webhook_locks"):
-        request.app.state.webhook_locks = {}
     response = ok({"received": sum(len(e) for e in work.values())})
-    response.background = BackgroundTask(process, svc, work, request.app.state.webhook_locks)
+    response.background = BackgroundTask(process, svc, work)
     return response
 
 
-async def process(svc: Services, work: dict[int, list[dict[str, Any]]], locks: dict[int, asyncio.Lock]) -> None:
+async def process(svc: Services, work: dict[int, list[dict[str, Any]]]) -> None:
     """Read the announced items back, store them and bring each account's poll forward.
 
-    One account's deliveries are processed one at a time in this process, so two deliveries of one
-    thread (a comment and the reply under it) find each other instead of opening two conversations."""
+    store_page takes the account's row lock, so two deliveries of one thread (a comment and the reply
+    under it) find each other instead of opening two conversations, in any number of processes."""
     for account_id, entries in work.items():
-        async with locks.setdefault(account_id, asyncio.Lock()):
-            await _process_one(svc, account_id, entries)
+        await _process_one(svc, account_id, entries)
 
 
 async def _process_one(svc: Services, account_id: int, entries: list[dict[str, Any]]) -> None:
-    if True:
+    try:
+        async with svc.db.read() as s:
+            account = await s.get(Account, account_id)
+        if account is None:
+            return
+        messages: list[InboundMessage] = []
         try:
-            async with svc.db.read() as s:
-                account = await s.get(Account, account_id)
-            if account is None:
-                return
-            messages: list[InboundMessage] = []
-            try:
-                reader = getattr(svc.connectors.get(account), "from_webhook", None)
-                messages = await reader(entries) if reader is not None else []
-            except ConnectorError as e:
-                log.warning("webhook for account %s: reading it back failed (%s); the poll will catch up",
-                            account_id, e)
-            await store_page(svc.db, account_id, messages, _poke(account_id))
-        except Exception:
-            log.exception("processing a webhook delivery for account %s failed", account_id)
+            reader = getattr(svc.connectors.get(account), "from_webhook", None)
+            messages = await reader(entries) if reader is not None else []
+        except ConnectorError as e:
+            log.warning("webhook for account %s: reading it back failed (%s); the poll will catch up",
+                        account_id, e)
+        await store_page(svc.db, account_id, messages, _poke(account_id))
+    except Exception:
+        log.exception("processing a webhook delivery for account %s failed", account_id)
 
 
 def _poke(account_id: int) -> Any:
