@@ -19,6 +19,8 @@ const PLATFORM_FIELDS = {
   api: { settings: ["callback_url"], credentials: ["secret"] },
 };
 const NUMBERS = new Set(["poll_interval", "imap_port", "smtp_port"]);
+/** Health is not pushed over the live stream: the accounts page looks again this often. */
+const HEALTH_REFRESH_MS = 5000;
 
 export class AdminPage {
   constructor(ctx, kind) {
@@ -47,6 +49,23 @@ export class AdminPage {
       return;
     }
     this.render();
+    if (this.kind === "accounts" && !this.timer) {
+      this.timer = setInterval(() => this.refreshHealth(), HEALTH_REFRESH_MS);
+    }
+  }
+
+  async refreshHealth() {
+    if (!this.el.isConnected) {
+      clearInterval(this.timer);
+      return;
+    }
+    if (this.editing !== null || document.hidden) return;
+    try {
+      this.items = (await get("/api/accounts")).items;
+    } catch {
+      return;
+    }
+    if (this.editing === null && this.el.isConnected) fill(this.table, this.accounts());
   }
 
   isAdmin() {
@@ -267,7 +286,8 @@ export function health(account) {
   }
   return h("div", { class: `health health-${tone}` },
     h("span", { class: "health-label" }, label),
-    hl.last_polled_at ? h("span", { class: "health-detail" }, t("health.polled"), " ", timeEl(hl.last_polled_at)) : null,
-    hl.last_error ? h("span", { class: "health-detail health-error" }, t("health.error"), " ", hl.last_error, " ",
-      timeEl(hl.last_error_at)) : null);
+    hl.last_polled_at ? h("span", { class: "health-detail" }, timeEl(hl.last_polled_at, { prefix: "health.polled" })) : null,
+    hl.last_error ? h("span", { class: "health-detail health-error" },
+      hl.last_error_at ? timeEl(hl.last_error_at, { prefix: "health.error" }) : t("health.error", { time: "?" }), " ",
+      hl.last_error) : null);
 }

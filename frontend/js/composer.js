@@ -2,7 +2,7 @@
 // a draft per conversation that survives a reload, and a warning when a colleague is typing here too.
 import { h, fill } from "./dom.js";
 import { t } from "./i18n.js";
-import { accountLabel, errorText, PLATFORMS, replyLength, replyLimit } from "./ui.js";
+import { accountTitle, errorText, PLATFORMS, replyLength, replyLimit } from "./ui.js";
 
 const TYPING_RENEW_MS = 3000;
 const TYPING_IDLE_MS = 5000;
@@ -16,7 +16,6 @@ export class Composer {
     this.typers = [];
     this.typingSent = 0;
     this.idleTimer = null;
-    this.saveTimer = null;
     this.sending = false;
 
     const radio = (mode) => {
@@ -113,7 +112,7 @@ export class Composer {
     this.label.textContent = reply ? t("composer.reply_label") : t("composer.note_label");
     this.textarea.placeholder = reply ? t("composer.reply_placeholder") : t("composer.note_placeholder");
     if (reply && account) {
-      fill(this.from, t("composer.from", { account: `${accountLabel(account)} (${account.name})`,
+      fill(this.from, t("composer.from", { account: accountTitle(account),
         platform: PLATFORMS[account.platform] || account.platform }));
     } else if (reply) {
       fill(this.from, "");
@@ -147,8 +146,8 @@ export class Composer {
 
   onInput() {
     this.renderCount();
-    clearTimeout(this.saveTimer);
-    this.saveTimer = setTimeout(() => this.saveDraft(), 300);
+    // Kept at every keystroke (localStorage is quick): a reload or a crash a moment later loses nothing.
+    this.saveDraft();
     if (this.mode === "reply" && this.detail) {
       const now = Date.now();
       if (now - this.typingSent > TYPING_RENEW_MS) {
@@ -167,7 +166,6 @@ export class Composer {
   }
 
   saveDraft() {
-    clearTimeout(this.saveTimer);
     if (!this.detail) return;
     const text = this.textarea.value;
     if (text.trim()) localStorage.setItem(this.draftKey(), text);

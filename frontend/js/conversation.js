@@ -6,13 +6,14 @@ import { closeDialog, escalateDialog } from "./dialogs.js";
 import { announce, fill, h } from "./dom.js";
 import { t } from "./i18n.js";
 import { messageText } from "./text.js";
-import { accountLabel, errorText, platformBadge, statusChip, timeEl, PLATFORMS } from "./ui.js";
+import { accountTitle, errorText, platformBadge, statusChip, timeEl, PLATFORMS } from "./ui.js";
 
 export class ConversationPane {
   constructor(ctx, inbox) {
     this.ctx = ctx;
     this.inbox = inbox;
     this.detail = null;
+    this.ready = Promise.resolve();
     this.messageEls = new Map();
     this.viewers = [];
     this.generation = 0;
@@ -42,8 +43,18 @@ export class ConversationPane {
     if (this.detail) this.render(this.detail, { full: true });
   }
 
-  async show(id) {
+  /** Show conversation `id` (null: none); `ready` settles once it is on screen. */
+  show(id) {
+    this.ready = this.load(id);
+    return this.ready;
+  }
+
+  async load(id) {
     const generation = ++this.generation;
+    // Presence for the new conversation may arrive before its messages do.
+    const seen = this.inbox.presence.get(id) || {};
+    this.viewers = seen["presence.viewing"] || [];
+    this.typers = seen["presence.typing"] || [];
     this.ctx.live.view(id);
     if (id === null) {
       this.composer.bind(null);
@@ -62,13 +73,12 @@ export class ConversationPane {
       return;
     }
     if (generation !== this.generation) return;
-    this.viewers = [];
-    this.typers = [];
     this.messageEls.clear();
     this.messages.replaceChildren();
     this.detail = detail;
     this.el.replaceChildren(this.body);
     this.composer.bind(detail);
+    this.composer.setTypers(this.typers);
     this.render(detail, { full: true });
     this.inbox.upsert(detail);
     this.scrollToEnd();
@@ -100,8 +110,8 @@ export class ConversationPane {
     const claimed = d.claimed_by;
     fill(this.meta,
       account ? platformBadge(account.platform) : null,
-      h("span", { class: "meta-account" }, account ? `${accountLabel(account)} · ${account.name}` : ""),
-      statusChip(d.status),
+      h("span", { class: "meta-account" }, accountTitle(account)),
+      statusChip(d.status, Boolean(claimed)),
       claimed ? h("span", { class: `tag ${claimed.id === me.id ? "tag-mine" : "tag-claimed"}` },
         claimed.id === me.id ? t("queue.claimed_by_you") : t("queue.claimed_by", { name: claimed.name || "?" })) : null,
       d.assignee && d.status === "escalated"
@@ -228,6 +238,8 @@ export class ConversationPane {
   async escalate() {
     if (!this.detail) return;
     const id = this.detail.id;
+    // New colleagues and departments may have come since the page loaded.
+    await this.ctx.refreshReference().catch(() => null);
     const choice = await escalateDialog(this.ctx);
     if (!choice) return;
     await this.inbox.act(id, "escalate", choice, t("done.escalated"));

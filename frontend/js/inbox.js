@@ -268,7 +268,7 @@ export class Inbox {
       author.handle && author.name ? h("span", { class: "handle" }, `@${author.handle}`) : null),
     h("div", { class: "row-preview" }, item.subject_preview || ""),
     h("div", { class: "row-tags" },
-      statusChip(item.status),
+      statusChip(item.status, Boolean(claimed)),
       claimed ? h("span", { class: `tag ${mine ? "tag-mine" : "tag-claimed"}` },
         mine ? t("queue.claimed_by_you") : t("queue.claimed_by", { name: claimed.name || "?" })) : null,
       item.assignee && item.status === "escalated"

@@ -52,13 +52,21 @@ async function onKey(e) {
   if (!inbox) return;
   const onButton = e.target instanceof Element && e.target.closest("button, a, [role=listbox]");
   const id = inbox.currentId();
+  // With the conversation already on screen, act at once: typing right after "r" lands in the composer.
+  const shown = id !== null && inbox.openId === id && inbox.pane.detail !== null && inbox.pane.detail.id === id;
+  if ((e.key === "r" || e.key === "n") && shown) {
+    e.preventDefault();
+    inbox.pane.composer.focus(e.key === "r" ? "reply" : "note");
+    return;
+  }
   const open = async () => {
     if (id === null) return false;
     if (inbox.openId !== id) {
       history.replaceState(null, "", `#/inbox/${inbox.viewKey}/${id}`);
       await inbox.show(inbox.viewKey, id);
     }
-    return inbox.pane.detail !== null;
+    await inbox.pane.ready;
+    return inbox.pane.detail !== null && inbox.pane.detail.id === id;
   };
   const key = e.key;
   if (key === "j" || (key === "ArrowDown" && !onButton)) {

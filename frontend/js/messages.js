@@ -108,7 +108,7 @@ export const MESSAGES = {
 
     "health.paused": "Paused", "health.reauth": "Needs new credentials", "health.failing": "Failing ({n} in a row)",
     "health.push": "Takes messages in by push", "health.ok": "Healthy", "health.never": "Not polled yet",
-    "health.polled": "Last polled", "health.error": "Last error:",
+    "health.polled": "Last polled {time} ago", "health.error": "Last error ({time} ago):",
 
     "error.already_claimed": "Someone else has claimed this conversation.",
     "error.already_claimed_by": "{name} has claimed this conversation.",
@@ -227,8 +227,8 @@ export const MESSAGES = {
 
     "health.paused": "Gepauzeerd", "health.reauth": "Nieuwe inloggegevens nodig",
     "health.failing": "Mislukt ({n} keer op rij)", "health.push": "Ontvangt berichten via push",
-    "health.ok": "Gezond", "health.never": "Nog niet opgehaald", "health.polled": "Laatst opgehaald",
-    "health.error": "Laatste fout:",
+    "health.ok": "Gezond", "health.never": "Nog niet opgehaald", "health.polled": "Laatst opgehaald {time} geleden",
+    "health.error": "Laatste fout ({time} geleden):",
 
     "error.already_claimed": "Iemand anders heeft dit gesprek geclaimd.",
     "error.already_claimed_by": "{name} heeft dit gesprek geclaimd.",

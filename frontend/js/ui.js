@@ -48,12 +48,21 @@ export function platformBadge(platform) {
     PLATFORMS[platform] || platform);
 }
 
+/** An account's handle and, where it says more, its name: "@gemeente · Gemeente (X)". */
+export function accountTitle(account) {
+  if (!account) return "";
+  const label = accountLabel(account);
+  return label === account.name ? label : `${label} · ${account.name}`;
+}
+
 export function accountLabel(account) {
   if (!account) return "";
   return account.platform === "api" || account.platform === "email" ? account.name : `@${account.handle}`;
 }
 
-export function statusChip(status) {
+/** The status; "claimed" is left to the tag that says by whom. */
+export function statusChip(status, claimed = false) {
+  if (status === "claimed" && claimed) return null;
   return h("span", { class: `chip chip-${status}` }, t(`status.${status}`));
 }
 
