@@ -4,7 +4,6 @@ as percentile_cont computes them, and how a range is cut into periods and partia
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import math
 import random
 import statistics
@@ -14,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from webcare.metrics import GAMMA, RELATIVE_ERROR, bucket, representative
-from webcare.metrics_report import cut, day_start, percentile
+from webcare.metrics_report import cut, percentile
 
 AMS = ZoneInfo("Europe/Amsterdam")
 
@@ -61,40 +60,49 @@ def utc(*args: int) -> dt.datetime:
     return dt.datetime(*args, tzinfo=dt.UTC)
 
 
-def covered(start: dt.datetime | None, end: dt.datetime | None) -> list[tuple[dt.datetime, dt.datetime]]:
-    """What a cut reads, as instant intervals, in order."""
+def coverage(start: dt.datetime, end: dt.datetime) -> None:
+    """Every hour from three days before to three days after the range is read once if inside, else never:
+    periods with their signs, plus the partial days read from the rows."""
     plan = cut(start, end, AMS)
-    spans = []
-    for grain, lo, hi in plan.periods:
-        assert grain in ("d", "m", "y")
+    for grain, lo, hi, sign in plan.periods:
+        assert grain in ("d", "m", "y") and sign in (1, -1) and lo < hi
         if grain == "m":
             assert lo.day == 1 and hi.day == 1
         if grain == "y":
             assert (lo.month, lo.day, hi.month, hi.day) == (1, 1, 1, 1)
-        spans.append((day_start(lo, AMS), day_start(hi, AMS)))
-    spans += [(a, b if b is not None else utc(9998, 1, 1)) for a, b in plan.raw]
-    return sorted(spans)
+    at = start - dt.timedelta(days=3) + dt.timedelta(minutes=7)
+    while at < end + dt.timedelta(days=3):
+        day = at.astimezone(AMS).date()
+        net = sum(sign for _, lo, hi, sign in plan.periods if lo <= day < hi)
+        net += sum(1 for a, b in plan.raw if a <= at and (b is None or at < b))
+        assert net == (1 if start <= at < end else 0), (at, plan)
+        at += dt.timedelta(hours=1)
 
 
 @pytest.mark.parametrize(("start", "end"), [
     (utc(2026, 3, 3, 10), utc(2026, 3, 5, 10, 30)),
     (utc(2026, 3, 2, 23), utc(2026, 3, 4, 23)),  # Amsterdam midnights: whole days only
     (utc(2025, 11, 17, 6, 5), utc(2027, 2, 3, 18)),  # days, months, a year, months, days
+    (utc(2025, 2, 17, 6, 5), utc(2027, 11, 3, 18)),  # most of a month or year: the whole less the rest
+    (utc(2026, 10, 2, 10, 17), utc(2026, 11, 1, 10, 17)),  # the benchmark's thirty days
+    (utc(2026, 10, 15), utc(2026, 11, 10)),  # days of two months, no whole month
     (utc(2026, 3, 28, 12), utc(2026, 3, 30, 12)),  # over the spring change
     (utc(2026, 10, 24, 12), utc(2026, 10, 26, 12)),  # over the autumn change
     (utc(2026, 5, 1, 10), utc(2026, 5, 1, 11)),  # within one day
     (utc(2026, 4, 30, 22), utc(2026, 5, 1, 11)),  # from a midnight to within that day
 ])
 def test_a_cut_covers_the_range_exactly_once(start: dt.datetime, end: dt.datetime) -> None:
-    spans = covered(start, end)
-    assert spans[0][0] == start and spans[-1][1] == end
-    for (_, b), (a, _) in itertools.pairwise(spans):
-        assert b == a
-    assert all(a < b for a, b in spans)
+    coverage(start, end)
+
+
+def test_most_of_a_month_is_the_month_less_the_rest() -> None:
+    plan = cut(utc(2026, 10, 2, 10, 17), utc(2026, 11, 1, 10, 17), AMS)
+    assert plan.periods == (("m", dt.date(2026, 10, 1), dt.date(2026, 11, 1), 1),
+                            ("d", dt.date(2026, 10, 1), dt.date(2026, 10, 3), -1))
 
 
 def test_open_ends() -> None:
-    assert cut(None, None, AMS).periods == (("y", dt.date(1970, 1, 1), dt.date(9999, 1, 1)),)
+    assert cut(None, None, AMS).periods == (("y", dt.date(1970, 1, 1), dt.date(9999, 1, 1), 1),)
     tail = cut(utc(2026, 3, 3, 10), None, AMS)
     assert tail.raw == ((utc(2026, 3, 3, 10), utc(2026, 3, 3, 23)),)
     head = cut(None, utc(2026, 3, 3, 10), AMS)

@@ -186,14 +186,16 @@ async def reply_sent(tx: Tx, conversation_id: int, user_id: int) -> None:
     """A reply went out: the first one is the first response, measured from the oldest message waiting.
 
     Call it before the conversation is marked answered (which clears ``waiting_since``)."""
+    # The conversation's row first, then the metrics row: the order every other change takes them in
+    # (close, reopen, a new message), so a reply recorded while someone closes cannot deadlock.
+    waiting = await tx.session.scalar(sa.select(Conversation.waiting_since)
+                                      .where(Conversation.id == conversation_id).with_for_update())
     row = await locked(tx, conversation_id)
     if row is None:
         return
     before = Snapshot(row)
     row.replies += 1
     if row.first_response_at is None:
-        waiting = await tx.session.scalar(sa.select(Conversation.waiting_since)
-                                          .where(Conversation.id == conversation_id))
         since = waiting or row.started_at
         row.first_response_at = tx.now
         row.first_response_seconds = max(0.0, (tx.now - since).total_seconds())

@@ -103,12 +103,15 @@ def day_start(day: dt.date, tz: ZoneInfo) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), tzinfo=tz).astimezone(dt.UTC)
 
 
+Span = tuple[str, dt.date, dt.date, int]
+
+
 @dataclass(frozen=True)
 class Cut:
-    """A range as periods of pre-aggregated counts, ``(grain, first, end)`` with ``end`` excluded, and
-    instant intervals to read from the rows."""
+    """A range as signed periods of pre-aggregated counts, ``(grain, first, end, +1 | -1)`` with ``end``
+    excluded, and instant intervals to read from the rows."""
 
-    periods: tuple[tuple[str, dt.date, dt.date], ...]
+    periods: tuple[Span, ...]
     raw: tuple[tuple[dt.datetime, dt.datetime | None], ...]
 
 
@@ -136,23 +139,45 @@ def cut(start: dt.datetime | None, end: dt.datetime | None, tz: ZoneInfo) -> Cut
     months_from = first if first.day == 1 else _next_month(first)
     years_from = months_from if months_from.month == 1 else dt.date(months_from.year + 1, 1, 1)
     months_to, years_to = last.replace(day=1), dt.date(last.year, 1, 1)
-    spans: list[tuple[str, dt.date, dt.date]]
+    spans: list[Span]
     if years_from < years_to:
-        spans = [("d", first, months_from), ("m", months_from, years_from), ("y", years_from, years_to),
-                 ("m", years_to, months_to), ("d", months_to, last)]
-    elif months_from < months_to:
-        spans = [("d", first, months_from), ("m", months_from, months_to), ("d", months_to, last)]
+        spans = [*_days(first, months_from), *_months(months_from, years_from), ("y", years_from, years_to, 1),
+                 *_months(years_to, months_to), *_days(months_to, last)]
+    elif months_from <= months_to:
+        spans = [*_days(first, months_from), *_months(months_from, months_to), *_days(months_to, last)]
     else:
-        spans = [("d", first, last)]
+        spans = _days(first, last)
     return Cut(tuple(s for s in spans if s[1] < s[2]), tuple(raw))
+
+
+def _days(a: dt.date, b: dt.date) -> list[Span]:
+    """Whole days [a, b) of one month: as days, or as the month less the days outside it when that reads
+    fewer periods (a month costs about what a day does, thirty days thirty times that)."""
+    if a >= b:
+        return []
+    month, after = a.replace(day=1), _next_month(a)
+    if 1 + (after - month).days - (b - a).days < (b - a).days:
+        return [("m", month, after, 1), ("d", month, a, -1), ("d", b, after, -1)]
+    return [("d", a, b, 1)]
+
+
+def _months(a: dt.date, b: dt.date) -> list[Span]:
+    """Whole months [a, b) of one year, likewise as months or as the year less the months outside it."""
+    if a >= b:
+        return []
+    year, after = dt.date(a.year, 1, 1), dt.date(a.year + 1, 1, 1)
+    inside = (b.year - a.year) * 12 + b.month - a.month
+    if 1 + 12 - inside < inside:
+        return [("y", year, after, 1), ("m", year, a, -1), ("m", b, after, -1)]
+    return [("m", a, b, 1)]
 
 
 def _next_month(day: dt.date) -> dt.date:
     return dt.date(day.year + day.month // 12, day.month % 12 + 1, 1)
 
 
-def _period_filter(periods: Iterable[tuple[str, dt.date, dt.date]]) -> sa.ColumnElement[bool]:
-    return sa.or_(*(sa.and_(MC.grain == grain, MC.period >= lo, MC.period < hi) for grain, lo, hi in periods))
+def _period_filter(periods: Iterable[Span]) -> sa.ColumnElement[bool]:
+    return sa.or_(*(sa.and_(MC.grain == grain, MC.period >= lo, MC.period < hi) for grain, lo, hi, _ in periods))
 
 
 async def _raw(session: AsyncSession | AsyncConnection, a: dt.datetime, b: dt.datetime | None,
@@ -180,8 +205,13 @@ async def tallies(session: AsyncSession | AsyncConnection, start: dt.datetime | 
     plan = cut(start, end, tz)
     out: dict[int, Tally] = defaultdict(Tally)
     if plan.periods:
+        n: Any = MC.n
+        if any(sign < 0 for *_, sign in plan.periods):
+            # Spans may nest (a year less three months, one of which is added back less some days): each
+            # row counts with the sum of the signs of the spans that hold it.
+            n = MC.n * sum((sa.case((_period_filter([p]), p[3]), else_=0) for p in plan.periods), sa.literal(0))
         rows = await session.execute(
-            sa.select(MC.key, MC.metric, MC.bucket, sa.func.sum(MC.n))
+            sa.select(MC.key, MC.metric, MC.bucket, sa.func.sum(n))
             .where(MC.dim == dim, _period_filter(plan.periods))
             .group_by(MC.key, MC.metric, MC.bucket))
         for key, metric, b, n in rows:
