@@ -280,3 +280,12 @@ def smtp_server() -> Iterator[Any]:
 
     with SmtpServer() as server:
         yield server
+
+
+@pytest.fixture
+async def rig(db_url: str) -> AsyncIterator[Any]:
+    """See tests/workrig.py: a server without workers, and a poller and outbox the test drives."""
+    from tests.workrig import open_rig
+
+    async with open_rig(db_url) as opened:
+        yield opened

@@ -6,7 +6,6 @@ from __future__ import annotations
 import email.utils
 import random
 import re
-from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default
@@ -14,37 +13,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Harness, ServerThread, make_settings
 from tests.mailservers import Dovecot, SmtpServer, TcpProxy
-from tests.test_workers import Rig, deliver_until, department, inbound, make_due, poll_until, reply_state, reply_to
-from webcare.app import create_app
-from webcare.connections import ConnectorPool
-from webcare.db import Database
-from webcare.outbox import Outbox
-from webcare.poller import Poller
-from webcare.security import Keys
+from tests.workrig import Rig, deliver_until, department, inbound, make_due, poll_until, reply_state, reply_to
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def rig(db_url: str) -> AsyncIterator[Rig]:
-    settings = make_settings(db_url)
-    db = Database(db_url)
-    pool = ConnectorPool(Keys(settings.secret_key), timeout=3)
-    with ServerThread(create_app(settings, workers=False)) as running:
-        harness = Harness(running.url, settings, db)
-        try:
-            admin, _ = await harness.token_client("admin")
-            agent, _ = await harness.token_client("agent")
-            yield Rig(harness, admin, agent, pool,
-                      Poller(db, pool, "test-worker", backoff_base=0.01, backoff_cap=0.05, lease_seconds=30),
-                      Outbox(db, pool, backoff_base=0.01, backoff_cap=0.05, lease_seconds=30, max_attempts=8))
-        finally:
-            for c in harness.clients:
-                await c.aclose()
-            await pool.aclose()
-            await db.dispose()
 
 
 async def email_account(rig: Rig, dovecot: Dovecot, smtp: SmtpServer, user: str, password: str, *,

@@ -7,44 +7,17 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from connectors.fake.graph_state import GraphPage
-from tests.conftest import FakeServer, Harness, ServerThread, make_settings
-from tests.test_workers import Rig, deliver_until, department, inbound, make_due, poll_until, reply_state, reply_to
-from webcare.app import create_app
-from webcare.connections import ConnectorPool
-from webcare.db import Database
+from tests.conftest import FakeServer
+from tests.workrig import Rig, deliver_until, department, inbound, make_due, poll_until, reply_state, reply_to
 from webcare.models import Account, Event
-from webcare.outbox import Outbox
-from webcare.poller import Poller
-from webcare.security import Keys
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def rig(db_url: str) -> AsyncIterator[Rig]:
-    settings = make_settings(db_url)
-    db = Database(db_url)
-    pool = ConnectorPool(Keys(settings.secret_key), timeout=3)
-    with ServerThread(create_app(settings, workers=False)) as running:
-        harness = Harness(running.url, settings, db)
-        try:
-            admin, _ = await harness.token_client("admin")
-            agent, _ = await harness.token_client("agent")
-            yield Rig(harness, admin, agent, pool,
-                      Poller(db, pool, "test-worker", backoff_base=0.01, backoff_cap=0.05, lease_seconds=30),
-                      Outbox(db, pool, backoff_base=0.01, backoff_cap=0.05, lease_seconds=30, max_attempts=8))
-        finally:
-            for c in harness.clients:
-                await c.aclose()
-            await pool.aclose()
-            await db.dispose()
 
 
 async def facebook_account(rig: Rig, fake: FakeServer, username: str, **settings: Any) -> tuple[dict[str, Any],
@@ -148,7 +121,7 @@ async def test_faults_lose_and_double_nothing(rig: Rig, fake_server: FakeServer,
         await rig.poller.poll_due()
         return len(await inbound(rig.harness.db, account["id"])) >= len(expected)
 
-    from tests.test_workers import until
+    from tests.workrig import until
     await until(all_in, 90, "every message in the inbox")
     messages = await inbound(rig.harness.db, account["id"])
     assert sorted(m.external_id for m in messages) == sorted(expected), "every message exactly once"
