@@ -102,7 +102,8 @@ def test_most_of_a_month_is_the_month_less_the_rest() -> None:
 
 
 def test_open_ends() -> None:
-    assert cut(None, None, AMS).periods == (("y", dt.date(1970, 1, 1), dt.date(9999, 1, 1), 1),)
+    assert cut(None, None, AMS).periods == (("t", dt.date(1970, 1, 1), dt.date(1970, 1, 2), 1),)
+    assert cut(None, utc(2030, 1, 1), AMS).periods[0] == ("y", dt.date(1970, 1, 1), dt.date(2030, 1, 1), 1)
     tail = cut(utc(2026, 3, 3, 10), None, AMS)
     assert tail.raw == ((utc(2026, 3, 3, 10), utc(2026, 3, 3, 23)),)
     head = cut(None, utc(2026, 3, 3, 10), AMS)

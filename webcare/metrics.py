@@ -45,7 +45,9 @@ RELATIVE_ERROR = math.sqrt(GAMMA) - 1
 FIRST_RESPONSE, RESOLUTION, FIRST_RESPONSE_SLA, RESOLUTION_SLA = 1, 2, 3, 4
 BREACH, HIT = 0, 1
 DIMS = ("a", "d", "u")
-GRAINS = ("d", "m", "y")
+GRAINS = ("d", "m", "y", "t")
+#: The period of the all-time grain.
+ALL_TIME = dt.date(1970, 1, 1)
 
 #: (metric, bucket, when, user key)
 Contribution = tuple[int, int, dt.datetime, int]
@@ -83,7 +85,9 @@ def contributions(row: Any) -> list[Contribution]:
 
 
 def periods(day: dt.date) -> tuple[tuple[str, dt.date], ...]:
-    return ("d", day), ("m", day.replace(day=1)), ("y", day.replace(month=1, day=1))
+    """The periods a local day counts in: itself, its month, its year, and all time (so that the all-time
+    figures read one row per key and bucket however many years there are)."""
+    return ("d", day), ("m", day.replace(day=1)), ("y", day.replace(month=1, day=1)), ("t", ALL_TIME)
 
 
 def count_keys(row: Any, contribution: Contribution, tz: ZoneInfo) -> list[CountKey]:
