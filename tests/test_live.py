@@ -87,11 +87,11 @@ async def current_seq(db: Database) -> int:
 
 
 @contextlib.asynccontextmanager
-async def running(db_url: str, **overrides: Any) -> AsyncIterator[Harness]:
+async def running(db_url: str, *, workers: bool = True, **overrides: Any) -> AsyncIterator[Harness]:
     """A server like the ``server`` fixture's, with settings of the test's own."""
-    settings = make_settings(db_url, lease_sweep_seconds=0.2, **overrides)
+    settings = make_settings(db_url, **{"lease_sweep_seconds": 0.2, **overrides})
     db = Database(db_url)
-    with ServerThread(create_app(settings)) as srv:
+    with ServerThread(create_app(settings, workers=workers)) as srv:
         harness = Harness(srv.url, settings, db)
         try:
             yield harness
@@ -204,14 +204,26 @@ async def test_events_that_commit_during_the_replay_arrive_once_in_order(server:
     # ... while notes keep committing through the API.
     writer = asyncio.create_task(write_notes(admin, conv, 300, parallel=4))
     seen: list[int] = []
+    arrived = asyncio.Event()
+
+    async def collect(ws: ClientConnection) -> None:
+        while True:
+            seen.append((await receive_event(ws))["seq"])
+            arrived.set()
+
     try:
         async with open_live(server.url, admin, 0) as ws:
-            while not writer.done():
-                seen.append((await receive_event(ws))["seq"])
-            await writer
-            final = await current_seq(server.db)
-            if seen[-1] < final:
-                seen += [e["seq"] for e in await events_until(ws, final)]
+            collector = asyncio.create_task(collect(ws))
+            try:
+                await writer
+                final = await current_seq(server.db)
+                async with asyncio.timeout(TIMEOUT):
+                    while not seen or seen[-1] < final:
+                        assert not collector.done(), collector
+                        arrived.clear()
+                        await arrived.wait()
+            finally:
+                collector.cancel()
     finally:
         writer.cancel()
     assert final >= 4300

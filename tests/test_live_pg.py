@@ -181,8 +181,10 @@ async def test_every_event_arrives_once_in_order_while_the_listener_is_killed(pg
 async def test_events_that_commit_while_nobody_listens_arrive_after_the_reconnect(pg_url: str) -> None:
     """The NOTIFYs are lost while the listener is away; its reconnect catches up from its last seq."""
     name = pg_url.rsplit("/", 1)[1]
-    async with running(pg_url, live_poll_seconds=SLOW_POLL) as a, \
-            running(pg_url, live_poll_seconds=SLOW_POLL) as b, pg(pg_url) as conn:
+    # No background work that could want a new connection while none is let in.
+    quiet = {"live_poll_seconds": SLOW_POLL, "lease_sweep_seconds": 3600, "sla_sweep_seconds": 3600}
+    async with running(pg_url, workers=False, **quiet) as a, running(pg_url, workers=False, **quiet) as b, \
+            pg(pg_url) as conn:
         admin, _ = await a.token_client("admin")
         watcher, _ = await b.token_client("admin")
         conv = await conversation(a, admin)

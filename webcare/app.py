@@ -98,7 +98,7 @@ def create_app(settings: Settings, *, demo: Demo | None = None, workers: bool = 
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
         *endpoints_routes(ENDPOINTS),
-        WebSocketRoute("/api/live", live.live),
+        WebSocketRoute("/api/live", live.LiveStream()),
         *webhooks.ROUTES,
     ]
     if demo is not None:

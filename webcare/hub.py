@@ -23,10 +23,11 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+from starlette.types import Message, Send
 
 from webcare.access import Actor
 from webcare.broker import Broker
@@ -52,11 +53,18 @@ def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+def frame(text: str) -> Message:
+    """The ASGI message that sends ``text`` as one WebSocket text frame."""
+    return {"type": "websocket.send", "text": text}
+
+
 class Entry(NamedTuple):
-    """One event in the buffer: encoded once, with what deciding its visibility takes."""
+    """One event in the buffer: encoded once into one message that every socket sends as it is,
+    with what deciding its visibility takes."""
 
     seq: int
-    text: str
+    message: Message
+    size: int
     conversation_id: int | None
     restricted: bool | None
     department_id: int | None
@@ -71,7 +79,7 @@ class Subscription:
         self.actor = actor
         self.key = key
         #: Frames for this socket alone, sent between events.
-        self.items: deque[str] = deque()
+        self.items: deque[Message] = deque()
         #: Set whenever there may be something to send.
         self.ready = asyncio.Event()
         #: The socket cannot keep up: it must be closed with 4000.
@@ -88,7 +96,7 @@ class Subscription:
         if len(self.items) >= OWN_FRAMES:
             self.dropped = True
         else:
-            self.items.append(text)
+            self.items.append(frame(text))
         self.ready.set()
 
 
@@ -180,13 +188,14 @@ class Hub:
         # The outer joins make ``restricted`` and ``department_id`` None for events without a conversation.
         for event, restricted, department_id in rows:
             text = dumps(event_json(event))
-            self._buffer.append(Entry(event.seq, text, event.conversation_id, restricted, department_id))
+            self._buffer.append(Entry(event.seq, frame(text), len(text), event.conversation_id, restricted,
+                                      department_id))
             self._buffer_bytes += len(text)
         self.last = rows[-1][0].seq
         drop = max(0, len(self._buffer) - self.buffer_size)
-        self._buffer_bytes -= sum(len(e.text) for e in self._buffer[:drop])
+        self._buffer_bytes -= sum(e.size for e in self._buffer[:drop])
         while self._buffer_bytes > BUFFER_BYTES and drop < len(self._buffer) - 1:
-            self._buffer_bytes -= len(self._buffer[drop].text)
+            self._buffer_bytes -= self._buffer[drop].size
             drop += 1
         if drop:
             del self._buffer[:drop]
@@ -214,21 +223,22 @@ class Hub:
             self.watch(sub, ())
             self.subscriptions.discard(sub)
 
-    async def frames(self, sub: Subscription, after: int | None) -> AsyncGenerator[str, None]:
-        """Everything to send to one socket, in order: the events after ``after`` (from now on for None)
-        that its user may see, then each new one as the hub reads it, with its own frames in between.
-        Ends when the socket cannot keep up (:attr:`Subscription.dropped`)."""
+    async def pump(self, sub: Subscription, after: int | None, send: Send) -> None:
+        """Send one socket, in order, the events after ``after`` (from now on for None) that its user may
+        see, then each new one as the hub reads it, with its own frames in between. Returns when the
+        socket cannot keep up (:attr:`Subscription.dropped`)."""
         cursor = self.last if after is None else after
         live = after is None
+        items = sub.items
         while not sub.dropped:
-            while sub.items:
-                yield sub.items.popleft()
+            while items:
+                await send(items.popleft())
             if cursor >= self.last:
                 sub.ready.clear()
                 await sub.ready.wait()
             elif cursor + 1 >= self.first:
                 live = True
-                while cursor < self.last and not sub.items:
+                while cursor < self.last and not items:
                     entry = self.entry(cursor + 1)
                     if entry is None:
                         # It fell out of the buffer while we waited for the socket to take what came before.
@@ -236,7 +246,7 @@ class Hub:
                         break
                     cursor = entry.seq
                     if may_see(sub.actor, entry):
-                        yield entry.text
+                        await send(entry.message)
             elif live:
                 sub.dropped = True
             else:
@@ -246,7 +256,7 @@ class Hub:
                 async with self.db.read() as session:
                     events = await events_after(session, sub.actor, cursor, REPLAY_PAGE)
                 for event in events:
-                    yield dumps(event_json(event))
+                    await send(frame(dumps(event_json(event))))
                     cursor = event.seq
                 if len(events) < REPLAY_PAGE:
                     cursor = max(cursor, known)

@@ -43,6 +43,8 @@ MAX_PAYLOAD = 7900
 RETRY_FIRST = 0.05
 RETRY_MAX = 5.0
 CONNECT_TIMEOUT = 10.0
+#: Seconds after a NOTIFY in which further commits wait to share the next one.
+NOTIFY_INTERVAL = 0.01
 #: Presence messages waiting for the notifier; the oldest go first when PostgreSQL is away for long.
 PRESENCE_BACKLOG = 10_000
 
@@ -123,6 +125,8 @@ class PgBroker:
             try:
                 await self._send_pending()
                 retry = RETRY_FIRST
+                # Commits in the next moments share one NOTIFY, so a busy writer pays for few of them.
+                await asyncio.sleep(NOTIFY_INTERVAL)
             except Exception as e:
                 log.warning("NOTIFY failed (%s); trying again in %.2fs", e, retry)
                 if self._notifier is not None:
@@ -137,6 +141,11 @@ class PgBroker:
             if self._notifier is None or self._notifier.is_closed():
                 self._notifier = await _connect(self.dsn, NOTIFIER_NAME)
             seq = self._committed
+            if not self._presence:
+                # The common case, in the simple query protocol: one message, no parse, no bind.
+                await self._notifier.execute(f"NOTIFY {EVENTS_CHANNEL}, '{int(seq)}'")
+                self._notified = max(self._notified, seq)
+                continue
             channels: list[str] = []
             payloads: list[str] = []
             if seq > self._notified:

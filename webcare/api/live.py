@@ -42,6 +42,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from webcare.access import Actor, conversation_visible
@@ -66,7 +67,16 @@ CLOSE_TIMEOUT = 10.0
 BEHIND = 4000
 
 
-async def live(websocket: WebSocket) -> None:
+class LiveStream:
+    """The endpoint as a plain ASGI app: the handshake and the client's messages go through Starlette's
+    :class:`WebSocket`, while frames go straight to the server's ``send`` (the hot path: an event
+    is one message shared by every socket, and a thousand sockets each send it)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await live(WebSocket(scope, receive, send), send)
+
+
+async def live(websocket: WebSocket, send: Send) -> None:
     svc: Services = websocket.app.state.services
     hub: Hub = websocket.app.state.hub
     try:
@@ -84,7 +94,7 @@ async def live(websocket: WebSocket) -> None:
     sub = hub.subscribe(principal.actor)
     try:
         await websocket.accept()
-        sender = asyncio.create_task(_send(websocket, hub, sub, after), name="live-sender")
+        sender = asyncio.create_task(_send(websocket, send, hub, sub, after), name="live-sender")
         try:
             await _receive(websocket, svc.db, hub, sub)
         finally:
@@ -124,12 +134,10 @@ async def _refuse(websocket: WebSocket, error: AppError) -> None:
 # Server → client
 
 
-async def _send(websocket: WebSocket, hub: Hub, sub: Subscription, after: int | None) -> None:
+async def _send(websocket: WebSocket, send: Send, hub: Hub, sub: Subscription, after: int | None) -> None:
     """The only task that writes to this socket."""
     try:
-        async with contextlib.aclosing(hub.frames(sub, after)) as frames:
-            async for text in frames:
-                await websocket.send_text(text)
+        await hub.pump(sub, after, send)
         # It fell too far behind: the client resumes from its last seq.
         async with asyncio.timeout(CLOSE_TIMEOUT):
             await websocket.close(code=BEHIND, reason="too far behind; reconnect with after=<last seq>")
