@@ -2,6 +2,8 @@
 
 A view's ``filter`` is exactly the query to list it with, and its ``count`` is how many conversations
 that listing holds, so the numbers beside the views never disagree with what opening them shows.
+``last_seq`` is the event log's head, read before the counts: a client that follows the live stream
+from there (``/api/live?after=last_seq``) misses no change made after what it was shown.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import sqlalchemy as sa
 
 from webcare.access import Actor, account_visible, conversation_visible
 from webcare.db import Database
-from webcare.models import Account, Conversation
+from webcare.models import Account, Conversation, Event
 
 C = Conversation
 #: What still needs someone: the statuses of "all open" and the views that slice it.
@@ -33,31 +35,53 @@ def _of_department(department_id: int) -> sa.ColumnElement[bool]:
                   C.account_id.in_(sa.select(Account.id).where(Account.department_id == department_id)))
 
 
-async def views(db: Database, actor: Actor) -> list[dict[str, Any]]:
-    """Every view this person has, in the order to show them: ``{key, filter, count}``, per account also
-    ``account_id``."""
-    active = C.status.in_(ACTIVE)
+async def views(db: Database, actor: Actor) -> dict[str, Any]:
+    """``{items, last_seq}``: every view this person has, in the order to show them, as ``{key, filter, count}``
+    (per account also ``account_id``), and the event log's head before they were counted.
+
+    The counts come from one grouped scan of what still needs someone (and what was answered). Closed
+    conversations are the whole history and grow without end: their view has no count (``null``).
+    """
     statuses = ",".join(ACTIVE)
-    counted: list[tuple[str, dict[str, Any], sa.ColumnElement[bool]]] = [
-        ("open", {"status": statuses}, active),
-        ("mine", {"status": statuses, "claimed_by": "me"}, sa.and_(active, C.claimed_by_id == actor.id)),
-        ("escalated", {"status": "escalated", "assignee": "me"}, sa.and_(C.status == "escalated", _assigned_to(actor))),
-    ]
-    if actor.department_id is not None:
-        counted.append(("department", {"status": statuses, "department_id": actor.department_id},
-                        sa.and_(active, _of_department(actor.department_id))))
-    counted += [("answered", {"status": "answered"}, C.status == "answered"),
-                ("closed", {"status": "closed"}, C.status == "closed")]
+    department = actor.department_id
+    flags = [(C.claimed_by_id == actor.id).label("mine"), _assigned_to(actor).label("assigned")]
+    if department is not None:
+        flags.append((C.assignee_department_id == department).label("to_department"))
     async with db.read() as s:
-        row = (await s.execute(
-            sa.select(*(sa.func.count().filter(where) for _, _, where in counted))
-            .select_from(C).where(conversation_visible(actor))
-        )).one()
-        per_account: dict[int, int] = {account_id: n for account_id, n in await s.execute(
-            sa.select(C.account_id, sa.func.count()).where(active, conversation_visible(actor)).group_by(C.account_id))}
-        accounts = list(await s.scalars(
-            sa.select(Account.id).where(account_visible(actor)).order_by(Account.name, Account.id)))
-    items = [{"key": key, "filter": f, "count": int(n or 0)} for (key, f, _), n in zip(counted, row, strict=True)]
-    items += [{"key": f"account-{a}", "account_id": a, "filter": {"status": statuses, "account_id": a},
-               "count": per_account.get(a, 0)} for a in accounts]
-    return items
+        last_seq = int(await s.scalar(sa.select(sa.func.coalesce(sa.func.max(Event.seq), 0))) or 0)
+        accounts = (await s.execute(sa.select(Account.id, Account.department_id).where(account_visible(actor))
+                                    .order_by(Account.name, Account.id))).all()
+        groups = (await s.execute(
+            sa.select(C.account_id, C.status, *flags, sa.func.count().label("n"))
+            .where(C.status.in_((*ACTIVE, "answered")), conversation_visible(actor))
+            .group_by(C.account_id, C.status, *flags)
+        )).mappings().all()
+    account_department = {a.id: a.department_id for a in accounts}
+    counts = dict.fromkeys(("open", "mine", "escalated", "department", "answered"), 0)
+    per_account: dict[int, int] = {}
+    for g in groups:
+        account_id, status, n = g["account_id"], g["status"], g["n"]
+        if status == "answered":
+            counts["answered"] += n
+            continue
+        counts["open"] += n
+        per_account[account_id] = per_account.get(account_id, 0) + n
+        if g["mine"]:
+            counts["mine"] += n
+        if status == "escalated" and g["assigned"]:
+            counts["escalated"] += n
+        if department is not None and (g["to_department"] or account_department.get(account_id) == department):
+            counts["department"] += n
+    items: list[dict[str, Any]] = [
+        {"key": "open", "filter": {"status": statuses}, "count": counts["open"]},
+        {"key": "mine", "filter": {"status": statuses, "claimed_by": "me"}, "count": counts["mine"]},
+        {"key": "escalated", "filter": {"status": "escalated", "assignee": "me"}, "count": counts["escalated"]},
+    ]
+    if department is not None:
+        items.append({"key": "department", "filter": {"status": statuses, "department_id": department},
+                      "count": counts["department"]})
+    items += [{"key": "answered", "filter": {"status": "answered"}, "count": counts["answered"]},
+              {"key": "closed", "filter": {"status": "closed"}, "count": None}]
+    items += [{"key": f"account-{a.id}", "account_id": a.id, "filter": {"status": statuses, "account_id": a.id},
+               "count": per_account.get(a.id, 0)} for a in accounts]
+    return {"items": items, "last_seq": last_seq}

@@ -1,6 +1,7 @@
 // The HTTP API: JSON in and out, the session cookie plus the X-CSRF-Token header on every change.
 
 let csrfToken = null;
+let csrfAsked = null;
 const listeners = new Set();
 
 export class ApiError extends Error {
@@ -14,6 +15,19 @@ export class ApiError extends Error {
 
 export function setCsrf(token) {
   csrfToken = token;
+  csrfAsked = null;
+}
+
+/** The CSRF token of the cookie's session: from the login, or asked for once after a reload. */
+async function csrf() {
+  if (csrfToken) return csrfToken;
+  if (!csrfAsked) {
+    csrfAsked = fetch("/api/session/csrf", { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then((r) => (r.ok ? r.json() : { csrf_token: null }))
+      .then((body) => { csrfToken = body.csrf_token; return csrfToken; })
+      .catch(() => { csrfAsked = null; return null; });
+  }
+  return csrfAsked;
 }
 
 /** Called with no arguments whenever a request finds the person logged out. */
@@ -24,7 +38,10 @@ export function onLoggedOut(fn) {
 export async function api(method, path, body) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  if (method !== "GET" && method !== "HEAD" && csrfToken) headers["X-CSRF-Token"] = csrfToken;
+  if (method !== "GET" && method !== "HEAD" && !(method === "POST" && path === "/api/session")) {
+    const token = await csrf();
+    if (token) headers["X-CSRF-Token"] = token;
+  }
   let response;
   try {
     response = await fetch(path, {

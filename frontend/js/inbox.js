@@ -18,9 +18,9 @@ function before(a, b) {
 }
 
 export class Inbox {
-  constructor(ctx) {
+  constructor(ctx, views = null) {
     this.ctx = ctx;
-    this.views = [];
+    this.views = views ? views.items : [];
     this.viewKey = "open";
     this.q = "";
     this.items = [];
@@ -40,6 +40,7 @@ export class Inbox {
     this.el = this.build();
     this.pane = new ConversationPane(ctx, this);
     this.paneHolder.appendChild(this.pane.el);
+    this.renderViews();
 
     const live = ctx.live;
     live.addEventListener("event", (e) => this.onEvent(e.detail));
@@ -94,7 +95,7 @@ export class Inbox {
 
   async show(viewKey, conversationId) {
     const first = !this.loaded;
-    if (first) await this.refreshViews();
+    if (first && !this.views.length) await this.refreshViews();
     const known = this.views.some((v) => v.key === viewKey);
     if (!known) viewKey = "open";
     if (viewKey !== this.viewKey || first) {
@@ -153,15 +154,16 @@ export class Inbox {
       const account = v.account_id ? this.ctx.accounts.get(v.account_id) : null;
       return h("li", null, h("a", {
         href: `#/inbox/${v.key}`, class: "view-link", "aria-current": current ? "page" : null,
-        "aria-label": `${this.viewName(v)}, ${tn("view.count", v.count)}`, dataset: { view: v.key },
+        "aria-label": v.count === null ? this.viewName(v) : `${this.viewName(v)}, ${tn("view.count", v.count)}`,
+        dataset: { view: v.key },
       }, account ? platformBadge(account.platform) : null, h("span", { class: "view-name" }, this.viewName(v)),
-      h("span", { class: "count", "aria-hidden": "true" }, v.count)));
+      v.count === null ? null : h("span", { class: "count", "aria-hidden": "true" }, v.count)));
     };
     fill(this.viewList, general.map(item),
       accounts.length ? h("li", { class: "view-group", role: "presentation" }, t("view.accounts")) : null,
       accounts.map(item));
     fill(this.viewSelect, this.views.map((v) => h("option", { value: v.key, selected: v.key === this.viewKey },
-      `${this.viewName(v)} (${v.count})`)));
+      v.count === null ? this.viewName(v) : `${this.viewName(v)} (${v.count})`)));
     const current = this.view();
     this.queueTitle.textContent = current ? this.viewName(current) : "";
   }

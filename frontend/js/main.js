@@ -29,23 +29,30 @@ async function boot() {
   installKeys(app);
   window.addEventListener("hashchange", () => route());
   setInterval(() => tickTimes(), 30_000);
+  // Everything the first screen needs is asked for at once; a 401 on /api/me means the login form.
+  const early = prefetch();
   let me = null;
   try {
-    me = await get("/api/me");
-    setCsrf((await get("/api/session/csrf")).csrf_token);
+    me = await early.me;
   } catch (e) {
     if (!(e instanceof ApiError && e.status === 401)) console.warn(e);
     me = null;
   }
-  if (me) await start(me);
+  if (me) await start(me, early);
   else showLogin();
+}
+
+function prefetch() {
+  const early = { me: get("/api/me"), views: get("/api/views"), accounts: get("/api/accounts") };
+  for (const promise of Object.values(early)) promise.catch(() => null);
+  return early;
 }
 
 function showLogin(message) {
   document.title = `${t("login.title")} · Webcare`;
   fill(app.root, loginPage(message, async (answer) => {
     setCsrf(answer.csrf_token);
-    await start(answer.user);
+    await start(answer.user, prefetch());
   }));
   app.root.querySelector("input")?.focus();
 }
@@ -59,7 +66,7 @@ function signedOut(message) {
   showLogin(message);
 }
 
-async function start(me) {
+async function start(me, early) {
   const live = new Live();
   const ctx = {
     me, live, users: new Map(), departments: new Map(), accounts: new Map(),
@@ -71,22 +78,31 @@ async function start(me) {
     refreshReference: () => loadReference(ctx),
   };
   app.ctx = ctx;
-  await loadReference(ctx);
+  // Colleagues and departments are for names and escalation: they may come a moment later.
+  loadReference(ctx, { accounts: false }).catch(() => null);
+  let views;
+  try {
+    const [accounts, answer] = await Promise.all([early.accounts, early.views]);
+    ctx.accounts = new Map(accounts.items.map((a) => [a.id, a]));
+    views = answer;
+  } catch (e) {
+    if (!(e instanceof ApiError && e.status === 401)) announce(t("error.unknown"), { tone: "error" });
+    return;
+  }
   buildShell(ctx);
-  // Listen before looking: the stream is open before the queue is read, so nothing slips between.
+  app.inbox = new Inbox(ctx, views);
+  // Follow the stream from where the counts were taken: whatever changes after, it replays.
+  live.lastSeq = views.last_seq;
   live.start();
-  await Promise.race([new Promise((resolve) => live.addEventListener("open", resolve, { once: true })),
-    new Promise((resolve) => setTimeout(resolve, 2000))]);
-  app.inbox = new Inbox(ctx);
   await route();
 }
 
-async function loadReference(ctx) {
-  const [users, departments, accounts] = await Promise.all([
-    get("/api/users"), get("/api/departments"), get("/api/accounts")]);
+async function loadReference(ctx, { accounts = true } = {}) {
+  const [users, departments, accountList] = await Promise.all([
+    get("/api/users"), get("/api/departments"), accounts ? get("/api/accounts") : null]);
   ctx.users = new Map(users.items.map((u) => [u.id, u]));
   ctx.departments = new Map(departments.items.map((d) => [d.id, d]));
-  ctx.accounts = new Map(accounts.items.map((a) => [a.id, a]));
+  if (accountList) ctx.accounts = new Map(accountList.items.map((a) => [a.id, a]));
 }
 
 // The shell

@@ -12,11 +12,12 @@ from webcare.views import views
 
 async def list_views(request: Request) -> Response:
     actor = await current_actor(request)
-    return ok({"items": await views(services(request).db, actor)})
+    return ok(await views(services(request).db, actor))
 
 
 ENDPOINTS = [
     Endpoint("GET", "/api/views", list_views,
              "The inbox's views (all open, mine, escalated to me, my department, answered, closed, one per account): "
-             "each {key, filter, count}, where filter is the query of GET /api/conversations that lists it"),
+             "each {key, filter, count}, where filter is the query of GET /api/conversations that lists it; and "
+             "last_seq, the event log's head before the counts, to follow /api/live from"),
 ]
