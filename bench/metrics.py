@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import os
 import sys
 import time
 from pathlib import Path
@@ -148,7 +149,7 @@ def _figures(g: dict[str, Any]) -> tuple[float | None, ...]:
 
 async def measure(url: str, runs: int, baseline_runs: int) -> dict[str, Any]:
     db = Database(url)
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {"load": [os.getloadavg()[0]]}
     try:
         async with db.read() as s:
             results["count_rows"] = int(await s.scalar(sa.text("SELECT count(*) FROM metric_counts")) or 0)
@@ -185,6 +186,7 @@ async def measure(url: str, runs: int, baseline_runs: int) -> dict[str, Any]:
                               "overall": report["overall"]}
     finally:
         await db.dispose()
+    results["load"].append(os.getloadavg()[0])
     return results
 
 
@@ -196,8 +198,11 @@ def render(n: int, seeding: float, r: dict[str, Any], runs: int, baseline_runs: 
         "machine (2 cores, PostgreSQL on loopback). Medians over the runs (after warm-up).",
         "",
         f"Data: {n:,} conversations over 365 days, 32 accounts in 8 departments, 64 people answering; "
-        f"{r['count_rows']:,} rows of pre-aggregated counts (day, month and year per account, department and "
-        f"person). Seeding and building the counts took {seeding:.0f} s.",
+        f"{r['count_rows']:,} rows of pre-aggregated counts (day, month, year and all time per account, department "
+        "and person)." + (f" Seeding and building the counts took {seeding:.0f} s." if seeding else ""),
+        "",
+        f"The machine was shared with other work while measuring: load average {r['load'][0]:.1f} before and "
+        f"{r['load'][1]:.1f} after (2 cores).",
         "",
         "| query (grouped by account, with overall) | ours: counts + buckets | plain percentile_cont | ours / plain "
         "| largest relative error of a median or p90 |",
