@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import PASSWORD, FakeServer, Harness
+from tests.conftest import PASSWORD, FakeServer, Harness, ServerThread, make_settings
 
 playwright_api = pytest.importorskip("playwright.async_api")
 Browser = playwright_api.Browser
@@ -655,3 +655,146 @@ async def assert_layout(page: Any, selectors: list[str]) -> None:
         assert box is not None, selector
         assert box["x"] >= 0 and box["x"] + box["width"] <= size["width"] + 0.5, (selector, box)
         assert box["y"] >= 0 and box["y"] < size["height"], (selector, box)
+
+
+# Screen readers and contrast
+
+UNLABELLED = """() => [...document.querySelectorAll(
+    'button, input, select, textarea, a[href], [role=option], [role=listbox], [role=toolbar], dialog')]
+  .filter((el) => el.getClientRects().length)
+  .filter((el) => !(el.getAttribute('aria-label') || el.getAttribute('aria-labelledby') || el.labels?.length
+                    || el.textContent.trim() || el.title || el.placeholder))
+  .map((el) => el.outerHTML.slice(0, 120))"""
+
+# WCAG 2 contrast of every visible piece of text against the background it shows on (disabled controls are
+# exempt, as WCAG has it): at least 4.5:1, or 3:1 for large text.
+LOW_CONTRAST = """() => {
+  const parse = (c) => { const m = c.match(/rgba?\\(([^)]+)\\)/); if (!m) return null;
+    const p = m[1].split(',').map(Number); return { r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1 }; };
+  const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+  const lum = ({ r, g, b }) => 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  const background = (el) => { for (let e = el; e; e = e.parentElement) {
+    const c = parse(getComputedStyle(e).backgroundColor); if (c && c.a > 0.5) return c; }
+    return { r: 255, g: 255, b: 255, a: 1 }; };
+  const bad = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode;
+    const el = node.parentElement;
+    if (!node.textContent.trim() || !el.getClientRects().length) continue;
+    if (el.closest('.sr-only, [aria-hidden=true], :disabled, .toasts')) continue;
+    const style = getComputedStyle(el);
+    const fg = parse(style.color), bg = background(el);
+    const [hi, lo] = [lum(fg), lum(bg)].sort((a, b) => b - a);
+    const ratio = (hi + 0.05) / (lo + 0.05);
+    const size = parseFloat(style.fontSize), bold = Number(style.fontWeight) >= 700;
+    const need = size >= 24 || (size >= 18.66 && bold) ? 3 : 4.5;
+    const text = node.textContent.trim().slice(0, 30);
+    if (ratio < need) bad.push(`${el.tagName.toLowerCase()}.${el.className} "${text}" ${ratio.toFixed(2)}`);
+  }
+  return bad;
+}"""
+
+
+async def test_labels_focus_order_and_contrast_for_screen_readers_and_eyes(
+        server: Harness, launch: Callable[[], Awaitable[Any]]) -> None:
+    admin = await admin_client(server)
+    account = await server.api_account(admin)
+    claimed = await new_conversation(server, admin, account["id"], "Al geclaimd door een collega",
+                                     author={"id": "a1", "handle": "een", "name": "Een"})
+    colleague, _ = await server.token_client("agent", name="Bram Bos")
+    assert (await colleague.post(f"/api/conversations/{claimed}/claim")).status_code == 200
+    escalated = await new_conversation(server, admin, account["id"], "Voor de expert",
+                                       author={"id": "a2", "handle": "twee", "name": "Twee"})
+    r = await admin.post(f"/api/conversations/{escalated}/escalate", json={
+        "department_id": (await admin.get("/api/departments")).json()["items"][0]["id"], "note": "graag"})
+    assert r.status_code == 200, r.text
+    conv = await new_conversation(server, admin, account["id"], "Wanneer wordt het grofvuil opgehaald?")
+
+    browser = await launch()
+    page = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
+    await page.goto(server.url)
+    await expect(page.locator("form.login-form")).to_be_visible()
+    assert await page.evaluate(UNLABELLED) == []
+    assert await page.evaluate(LOW_CONTRAST) == []
+    user = await server.user("admin", name="Ada Admin")
+    await log_in(page, user)
+    await page.locator(f"#q-{conv}").click()
+    await expect(page.locator(".conversation-title")).to_be_visible()
+    await page.keyboard.press("n")
+    await expect(page.locator("#composer-text")).to_be_focused()
+    await page.keyboard.type("Een notitie")
+    await page.keyboard.press("Control+Enter")
+    await expect(page.locator(".msg-note")).to_be_visible()
+    await page.locator(".msg-in").hover()
+    assert await page.evaluate(UNLABELLED) == []
+    assert await page.evaluate(LOW_CONTRAST) == []
+    # Focus goes from the queue to the conversation's actions, then on to the composer.
+    await page.get_by_role("listbox").focus()
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_role("button", name="Claim")).to_be_focused()
+    await page.keyboard.press("Shift+Tab")
+    await expect(page.get_by_role("listbox")).to_be_focused()
+    # A dialog takes the focus, and gives it back when it closes.
+    await page.get_by_role("button", name="Escalate").click()
+    dialog = page.get_by_role("dialog", name="Escalate")
+    await expect(dialog.get_by_label("To")).to_be_focused()
+    assert await page.evaluate(UNLABELLED) == []
+    await page.keyboard.press("Escape")
+    await expect(dialog).to_have_count(0)
+    await expect(page.get_by_role("button", name="Escalate")).to_be_focused()
+    await page.get_by_role("link", name="Accounts").click()
+    await expect(page.get_by_role("heading", name="Accounts")).to_be_visible()
+    assert await page.evaluate(UNLABELLED) == []
+    assert await page.evaluate(LOW_CONTRAST) == []
+
+
+# Demo mode
+
+
+class _Later:
+    """An ASGI app set after the server's port is known (the demo's platform lives under that port)."""
+
+    app: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
+async def test_the_demo_organisation_works_in_the_browser(
+        db_url: str, launch: Callable[[], Awaitable[Any]]) -> None:
+    from webcare.app import create_app
+    from webcare.demo import Demo
+
+    settings = make_settings(db_url, lease_sweep_seconds=0.2)
+    later = _Later()
+    running = ServerThread(later)
+    demo = Demo(settings, f"{running.url}/_fake")
+    email, password = await demo.seed()
+    later.app = create_app(settings, demo=demo)
+    with running:
+        browser = await launch()
+        page = await (await browser.new_context(viewport={"width": 1280, "height": 800}, locale="nl-NL")).new_page()
+        await page.goto(running.url)
+        await page.get_by_label("E-mailadres").fill(email)
+        await page.get_by_label("Wachtwoord").fill(password)
+        await page.get_by_role("button", name="Inloggen").click()
+        await expect(page.locator(".who")).to_contain_text("Cor Coördinator")
+        # The demo's own X account, on the built-in fake platform: polled, then a question comes in.
+        await page.get_by_role("link", name="Accounts").click()
+        await expect(page.get_by_role("row", name="Gemeente (X)").locator(".health-label")).to_have_text(
+            "Gezond", timeout=30_000)
+        question = f"Kan ik mijn parkeervergunning online verlengen? ({secrets.token_hex(3)})"
+        demo.fake.inject_x_mention("gemeente", question, author="jan_de_vries", author_name="Jan de Vries")
+        await page.get_by_role("link", name="Inbox").click()
+        row = page.locator(".row", has_text=question)
+        await expect(row).to_be_visible(timeout=30_000)
+        await row.click()
+        await page.keyboard.press("c")
+        await expect(page.locator(".conversation-meta .tag-mine")).to_have_text("Door jou geclaimd")
+        await page.keyboard.press("r")
+        await expect(page.locator("#composer-text")).to_be_focused()
+        await page.keyboard.type("Ja, dat kan via Mijn Gemeente.")
+        await page.keyboard.press("Control+Enter")
+        await expect(page.locator(".msg-out .state-label")).to_have_text("Verstuurd", timeout=30_000)
+        assert "Ja, dat kan via Mijn Gemeente." in [p.text for p in demo.fake.posts("x", "gemeente")]

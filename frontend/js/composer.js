@@ -1,6 +1,7 @@
 // The reply composer: which account the reply goes out from, characters against the platform's limit,
 // a draft per conversation that survives a reload, and a warning when a colleague is typing here too.
 import { h, fill } from "./dom.js";
+import { composerHints } from "./pages.js";
 import { t } from "./i18n.js";
 import { accountTitle, errorText, PLATFORMS, replyLength, replyLimit } from "./ui.js";
 
@@ -73,6 +74,8 @@ export class Composer {
     }
     this.renderContext();
     this.renderTypers();
+    this.hints.replaceChildren();
+    this.renderHints();
   }
 
   update(detail) {
@@ -88,6 +91,7 @@ export class Composer {
     this.modes[mode].input.checked = true;
     this.textarea.value = localStorage.getItem(this.draftKey()) || "";
     this.renderContext();
+    this.renderHints();
   }
 
   focus(mode) {
@@ -146,6 +150,7 @@ export class Composer {
 
   onInput() {
     this.renderCount();
+    this.renderHints();
     // Kept at every keystroke (localStorage is quick): a reload or a crash a moment later loses nothing.
     this.saveDraft();
     if (this.mode === "reply" && this.detail) {
@@ -156,6 +161,19 @@ export class Composer {
       }
       clearTimeout(this.idleTimer);
       this.idleTimer = setTimeout(() => this.stopTyping(), TYPING_IDLE_MS);
+    }
+  }
+
+  renderHints() {
+    if (!composerHints.length || !this.detail) return;
+    for (const [i, hint] of composerHints.entries()) {
+      let slot = this.hints.children[i];
+      if (!slot) slot = this.hints.appendChild(h("div", { class: "hint-slot" }));
+      try {
+        hint({ conversation: this.detail, mode: this.mode, text: this.textarea.value }, slot, this.ctx);
+      } catch (e) {
+        console.warn("a composer hint failed", e);
+      }
     }
   }
 

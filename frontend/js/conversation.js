@@ -5,6 +5,7 @@ import { Composer } from "./composer.js";
 import { closeDialog, escalateDialog } from "./dialogs.js";
 import { announce, fill, h } from "./dom.js";
 import { t } from "./i18n.js";
+import { conversationPanels } from "./pages.js";
 import { messageText } from "./text.js";
 import { accountTitle, errorText, platformBadge, statusChip, timeEl, PLATFORMS } from "./ui.js";
 
@@ -23,11 +24,13 @@ export class ConversationPane {
     this.presenceLine = h("p", { class: "presence", role: "status" });
     this.messages = h("ol", { class: "messages", "aria-label": t("conversation.messages") });
     this.composer = new Composer(ctx, this);
+    // Room for what other parts add beside a conversation (assist: similar questions, saved replies).
+    this.panels = h("aside", { class: "panels", "aria-label": t("conversation.panels") });
     this.back = h("button", { type: "button", class: "back", onclick: () => this.inbox.closePane() },
       t("conversation.back"));
     this.body = h("div", { class: "conversation-body" },
       h("header", { class: "conversation-head" }, this.back, this.heading, this.meta, this.actions, this.presenceLine),
-      h("div", { class: "messages-scroll" }, this.messages),
+      h("div", { class: "messages-scroll" }, this.messages, this.panels),
       this.composer.el);
     this.empty = h("div", { class: "pane-empty" }, h("p", null, t("conversation.none")),
       h("p", { class: "hint" }, t("conversation.none_hint")));
@@ -126,6 +129,21 @@ export class ConversationPane {
     this.renderMessages(d, full);
     this.renderPresence();
     this.composer.update(d);
+    this.renderPanels(d, full);
+  }
+
+  renderPanels(d, full) {
+    if (full) this.panels.replaceChildren();
+    for (const [i, panel] of conversationPanels.entries()) {
+      let slot = this.panels.children[i];
+      if (!slot) slot = this.panels.appendChild(h("section", { class: "panel" }));
+      try {
+        panel(d, slot, this.ctx);
+      } catch (e) {
+        console.warn("a conversation panel failed", e);
+      }
+    }
+    this.panels.hidden = !conversationPanels.length;
   }
 
   renderActions(d) {

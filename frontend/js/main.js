@@ -2,6 +2,7 @@
 //   #/inbox/<view>[/<conversation id>]   the inbox
 //   #/admin/users | departments | accounts
 //   #/<page>                             a page another part of Webcare registered (see pages.js)
+import "./extensions.js";
 import { AdminPage } from "./admin.js";
 import { ApiError, api, get, onLoggedOut, setCsrf } from "./api.js";
 import { announce, fill, h } from "./dom.js";

@@ -1,5 +1,5 @@
 // Pages that other parts of Webcare add to the app (the dashboard, house style, ...). Each is a module that
-// pushes itself here and is imported in index.html's list below main.js:
+// pushes itself here and is imported from extensions.js (and preloaded in index.html):
 //
 //   import { pages } from "./pages.js";
 //   pages.push({ path: "dashboard", title: () => t("nav.dashboard"), roles: ["coordinator", "admin"],
@@ -10,6 +10,11 @@
 // addEventListener("event", ...)) and `navigate(hash)`.
 export const pages = [];
 
-// Hooks the conversation view calls for extra panels (assist: similar questions, saved replies, house
-// style hints). Each is `(conversation, slot, ctx) => void`, where `slot` is an element to fill.
+// Panels beside a conversation (assist: similar answered questions, saved replies). Each is
+// `(conversation, slot, ctx) => void`: called with the conversation (as GET /api/conversations/{id} answers
+// it) whenever it is shown or changes, with its own `slot` element to fill.
 export const conversationPanels = [];
+
+// Hints under the composer (house style: signature, banned phrases, length). Each is
+// `({conversation, mode, text}, slot, ctx) => void`, called as the person writes; `mode` is "reply" or "note".
+export const composerHints = [];
