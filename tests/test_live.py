@@ -172,6 +172,11 @@ async def test_replay_then_live(server: Harness) -> None:
         assert (await admin.post(f"/api/conversations/{conv}/claim")).status_code == 200
         claimed = await receive_event(ws)
     assert (claimed["seq"], claimed["type"], claimed["conversation_id"]) == (3, "conversation.claimed", conv)
+    # Live (from the hub's buffer) and replayed (from the event log) frames are the same frame.
+    async with open_live(server.url, admin, 2) as ws:
+        assert await receive_event(ws) == claimed
+    events = (await admin.get("/api/events", params={"after": 2})).json()["events"]
+    assert events == [claimed]
 
 
 async def test_a_client_that_missed_500_events_gets_exactly_those(server: Harness) -> None:

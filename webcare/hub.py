@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
 import secrets
@@ -31,6 +32,7 @@ from starlette.types import Message, Send
 
 from webcare.access import Actor
 from webcare.broker import Broker
+from webcare.conversations import iso
 from webcare.db import Database
 from webcare.eventlog import event_json, events_after, last_seq
 from webcare.models import Account, Conversation, Event
@@ -73,11 +75,22 @@ class Entry(NamedTuple):
 class Subscription:
     """One socket's place at the hub: its user, its own frames (presence, errors) and its presence."""
 
-    __slots__ = ("actor", "dropped", "items", "key", "last_shown", "ready", "viewing", "watch_shown", "watching")
+    __slots__ = ("actor", "cursor", "dropped", "gone", "inflight", "items", "key", "last_shown", "parked", "ready",
+                 "send", "viewing", "watch_shown", "watching")
 
     def __init__(self, actor: Actor, key: str) -> None:
         self.actor = actor
         self.key = key
+        #: Every event up to this one has been sent to the socket, or was not for its user.
+        self.cursor = 0
+        #: The server's ``send`` for this socket, once it is pumped.
+        self.send: Send | None = None
+        #: The socket's sender is idle, waiting for something to send: the hub may send for it.
+        self.parked = False
+        #: A frame the hub began to send that had to wait for the socket: the sender finishes it first.
+        self.inflight: asyncio.Task[None] | None = None
+        #: The socket is closed; sending is over.
+        self.gone = False
         #: Frames for this socket alone, sent between events.
         self.items: deque[Message] = deque()
         #: Set whenever there may be something to send.
@@ -98,6 +111,30 @@ class Subscription:
         else:
             self.items.append(frame(text))
         self.ready.set()
+
+
+async def _finish(sub: Subscription, sending: Any, waiting: Any) -> None:
+    """Drive a started ``send`` to its end, as a task would have: it waits for what it yielded."""
+    try:
+        while True:
+            try:
+                if waiting is None:
+                    await asyncio.sleep(0)
+                else:
+                    # What a task does with a future its coroutine yielded before it awaits it.
+                    waiting._asyncio_future_blocking = False
+                    await waiting
+            except asyncio.CancelledError:
+                sending.close()
+                raise
+            except BaseException as e:
+                waiting = sending.throw(e)
+            else:
+                waiting = sending.send(None)
+    except StopIteration:
+        pass
+    except Exception:
+        sub.gone = True
 
 
 def may_see(actor: Actor, entry: Entry) -> bool:
@@ -172,9 +209,11 @@ class Hub:
         """Read every event after :attr:`last` into the buffer and wake the senders."""
         batch = min(BATCH, self.buffer_size)
         while True:
-            async with self.db.read() as session:
-                rows = (await session.execute(
-                    sa.select(Event, Account.restricted, Account.department_id)
+            # Columns, not entities: this runs on every commit, and the ORM's bookkeeping is wasted here.
+            async with self.db.connect() as conn:
+                rows = (await conn.execute(
+                    sa.select(Event.seq, Event.type, Event.conversation_id, Event.actor_id, Event.at, Event.data,
+                              Account.restricted, Account.department_id)
                     .outerjoin(Conversation, Conversation.id == Event.conversation_id)
                     .outerjoin(Account, Account.id == Conversation.account_id)
                     .where(Event.seq > self.last).order_by(Event.seq).limit(batch)
@@ -184,14 +223,16 @@ class Hub:
             if len(rows) < batch:
                 return
 
-    def _append(self, rows: Sequence[sa.Row[Event, bool, int]]) -> None:
+    def _append(self, rows: Sequence[sa.Row[int, str, int | None, int | None, dt.datetime, dict[str, Any], bool,
+                                            int]]) -> None:
         # The outer joins make ``restricted`` and ``department_id`` None for events without a conversation.
-        for event, restricted, department_id in rows:
-            text = dumps(event_json(event))
-            self._buffer.append(Entry(event.seq, frame(text), len(text), event.conversation_id, restricted,
-                                      department_id))
+        for seq, type_, conversation_id, actor_id, at, data, restricted, department_id in rows:
+            # What :func:`webcare.eventlog.event_json` makes of an Event (the replay's frames), from its columns.
+            text = dumps({"seq": seq, "type": type_, "conversation_id": conversation_id, "actor_id": actor_id,
+                          "at": iso(at), "data": data})
+            self._buffer.append(Entry(seq, frame(text), len(text), conversation_id, restricted, department_id))
             self._buffer_bytes += len(text)
-        self.last = rows[-1][0].seq
+        self.last = rows[-1][0]
         drop = max(0, len(self._buffer) - self.buffer_size)
         self._buffer_bytes -= sum(e.size for e in self._buffer[:drop])
         while self._buffer_bytes > BUFFER_BYTES and drop < len(self._buffer) - 1:
@@ -201,7 +242,36 @@ class Hub:
             del self._buffer[:drop]
             self.first += drop
         for sub in self.subscriptions:
-            sub.ready.set()
+            if sub.parked and not sub.items and sub.inflight is None:
+                self._send_now(sub)
+            else:
+                sub.ready.set()
+
+    def _send_now(self, sub: Subscription) -> None:
+        """Send an idle socket the new events from here, without waking its sender: at a thousand sockets,
+        a thousand task switches per event are most of the fan-out's cost. A send that cannot finish at
+        once (the socket is not draining) is left to a task, and the sender is woken to wait for it."""
+        assert sub.send is not None
+        while sub.cursor < self.last:
+            entry = self.entry(sub.cursor + 1)
+            if entry is None:
+                break
+            sub.cursor = entry.seq
+            if not may_see(sub.actor, entry):
+                continue
+            sending = sub.send(entry.message)
+            try:
+                waiting = sending.send(None)  # type: ignore[attr-defined]
+            except StopIteration:
+                continue
+            except Exception:
+                sub.gone = True
+                break
+            sub.inflight = asyncio.ensure_future(_finish(sub, sending, waiting))
+            break
+        else:
+            return
+        sub.ready.set()
 
     def entry(self, seq: int) -> Entry | None:
         """Event ``seq`` from the buffer; None when it is no longer (or not yet) there."""
@@ -226,41 +296,56 @@ class Hub:
     async def pump(self, sub: Subscription, after: int | None, send: Send) -> None:
         """Send one socket, in order, the events after ``after`` (from now on for None) that its user may
         see, then each new one as the hub reads it, with its own frames in between. Returns when the
-        socket cannot keep up (:attr:`Subscription.dropped`)."""
-        cursor = self.last if after is None else after
+        socket is gone or cannot keep up (:attr:`Subscription.dropped`)."""
+        sub.send = send
+        sub.cursor = self.last if after is None else after
         live = after is None
         items = sub.items
-        while not sub.dropped:
-            while items:
-                await send(items.popleft())
-            if cursor >= self.last:
-                sub.ready.clear()
-                await sub.ready.wait()
-            elif cursor + 1 >= self.first:
-                live = True
-                while cursor < self.last and not items:
-                    entry = self.entry(cursor + 1)
-                    if entry is None:
-                        # It fell out of the buffer while we waited for the socket to take what came before.
-                        sub.dropped = True
-                        break
-                    cursor = entry.seq
-                    if may_see(sub.actor, entry):
-                        await send(entry.message)
-            elif live:
-                sub.dropped = True
-            else:
-                # History older than the buffer: from the log. Everything up to ``known`` has committed,
-                # so a page that is not full has every visible event up to it.
-                known = self.last
-                async with self.db.read() as session:
-                    events = await events_after(session, sub.actor, cursor, REPLAY_PAGE)
-                for event in events:
-                    await send(frame(dumps(event_json(event))))
-                    cursor = event.seq
-                if len(events) < REPLAY_PAGE:
-                    cursor = max(cursor, known)
-        log.info("a live socket of user %d fell too far behind; closing it", sub.actor.id)
+        try:
+            while not sub.dropped and not sub.gone:
+                if sub.inflight is not None:
+                    await sub.inflight
+                    sub.inflight = None
+                elif items:
+                    await send(items.popleft())
+                elif sub.cursor >= self.last:
+                    live = True
+                    sub.ready.clear()
+                    sub.parked = True
+                    try:
+                        await sub.ready.wait()
+                    finally:
+                        sub.parked = False
+                elif sub.cursor + 1 >= self.first:
+                    live = True
+                    while sub.cursor < self.last and not items:
+                        entry = self.entry(sub.cursor + 1)
+                        if entry is None:
+                            # It fell out of the buffer while we waited for the socket to take what came before.
+                            sub.dropped = True
+                            break
+                        sub.cursor = entry.seq
+                        if may_see(sub.actor, entry):
+                            await send(entry.message)
+                elif live:
+                    sub.dropped = True
+                else:
+                    # History older than the buffer: from the log. Everything up to ``known`` has committed,
+                    # so a page that is not full has every visible event up to it.
+                    known = self.last
+                    async with self.db.read() as session:
+                        events = await events_after(session, sub.actor, sub.cursor, REPLAY_PAGE)
+                    for event in events:
+                        await send(frame(dumps(event_json(event))))
+                        sub.cursor = event.seq
+                    if len(events) < REPLAY_PAGE:
+                        sub.cursor = max(sub.cursor, known)
+        finally:
+            sub.gone = True
+            if sub.inflight is not None:
+                sub.inflight.cancel()
+        if sub.dropped:
+            log.info("a live socket of user %d fell too far behind; closing it", sub.actor.id)
 
     # Presence
 

@@ -138,9 +138,10 @@ async def _send(websocket: WebSocket, send: Send, hub: Hub, sub: Subscription, a
     """The only task that writes to this socket."""
     try:
         await hub.pump(sub, after, send)
-        # It fell too far behind: the client resumes from its last seq.
-        async with asyncio.timeout(CLOSE_TIMEOUT):
-            await websocket.close(code=BEHIND, reason="too far behind; reconnect with after=<last seq>")
+        if sub.dropped:
+            # It fell too far behind: the client resumes from its last seq.
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await websocket.close(code=BEHIND, reason="too far behind; reconnect with after=<last seq>")
     except (WebSocketDisconnect, OSError, TimeoutError):
         pass
     except Exception:
