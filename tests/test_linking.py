@@ -120,6 +120,13 @@ async def test_a_surge_gathers_many_people_and_is_answered_personally(server: Ha
     for a in apart:
         assert await links(agent, a) == set(), a
 
+    async with server.db.read() as s:
+        told = [tuple(e) for e in await s.execute(
+            sa.select(Event.conversation_id, Event.type)
+            .where(Event.type.in_(("conversation.linked", "cluster.created", "cluster.grown"))).order_by(Event.seq))]
+    assert told == [(root, "cluster.created"), (members[1], "conversation.linked"), (members[2], "conversation.linked"),
+                    (members[3], "conversation.linked"), (root, "cluster.grown")]
+
     [cluster] = (await agent.get("/api/clusters")).json()["items"]
     assert cluster["root_conversation_id"] == root and cluster["size"] == 4 and cluster["waiting"] == 4
     assert "coolsingel" in cluster["topic"]
@@ -188,3 +195,30 @@ async def test_a_fetched_page_is_linked_and_gathered_in_one_go(server: Harness) 
     assert {(r.conversation_id, r.linked_id, r.kind) for r in rows} == {
         (c[2], c[1], "surge"), (c[4], c[1], "surge"), (c[5], c[3], "duplicate")}
     assert await links(agent, c[6]) == set()
+
+
+async def test_an_outage_of_a_hundred_people_over_pages_is_one_surge(server: Harness) -> None:
+    """Only a few members of a surge are candidates for the next message, and older ones not at all: the
+    surge still takes everyone in, through its first conversation and its latest members."""
+    admin, _ = await server.token_client("admin")
+    agent, _ = await server.token_client("agent")
+    account = await server.api_account(admin, department="ICT")
+    variants = ["@gemeente de website ligt eruit, ik kan niet inloggen met DigiD",
+                "Is jullie site down? DigiD login werkt niet",
+                "Your website is down, can't log in with DigiD",
+                "Kan niet inloggen met DigiD op jullie website, storing?",
+                "Website van de gemeente doet het niet? Krijg steeds een foutmelding bij DigiD inloggen"]
+
+    async def nothing(tx: Tx) -> None:
+        return None
+
+    for page in range(4):
+        messages = [InboundMessage(external_id=f"outage-{page}-{i}", author=Author(f"a{page}-{i}", f"mens{page}_{i}",
+                                                                                  "Mens"),
+                                   text=variants[(page + i) % len(variants)],
+                                   created_at=T0 + dt.timedelta(minutes=page * 25 + i * 0.5)) for i in range(25)]
+        assert await store_page(server.db, account["id"], messages, nothing) == 25
+    [cluster] = (await agent.get("/api/clusters")).json()["items"]
+    assert cluster["size"] == 100 and cluster["waiting"] == 100
+    detail = (await agent.get(f"/api/clusters/{cluster['id']}")).json()
+    assert len(detail["conversations"]) == 100

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from connectors.base import InboundMessage
 from webcare import approval, clusters, linking, routing
 from webcare.access import Actor
+from webcare.assist_models import RoutingRule
 from webcare.db import Tx
 from webcare.models import Account
 
@@ -24,10 +25,14 @@ async def new_conversations(tx: Tx, account_id: int, opened: Sequence[tuple[int,
     """Route and link conversations just opened in ``tx``: (conversation id, its first message)."""
     if not opened:
         return
-    settings = await tx.session.scalar(sa.select(Account.settings).where(Account.id == account_id))
+    # One round trip says whether assist is on for the account and whether any routing rule is.
+    settings, any_rule = (await tx.session.execute(
+        sa.select(Account.settings, sa.exists().where(RoutingRule.active.is_(True)))
+        .where(Account.id == account_id))).one()
     if settings and settings.get("assist") is False:
         return
-    await routing.route_new(tx, account_id, [(cid, m.text) for cid, m in opened])
+    if any_rule:
+        await routing.route_new(tx, account_id, [(cid, m.text) for cid, m in opened])
     await linking.link_new(tx, account_id, [(cid, m.author, m.text, m.created_at) for cid, m in opened])
 
 

@@ -24,10 +24,10 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,10 +40,17 @@ from webcare.models import Conversation, Reply
 from webcare.normalize import Normalised, fold, normalise
 
 REPEATS = ("cross_post", "duplicate")
+# The tables themselves for the bulk statements: Core skips the ORM's bookkeeping.
+_FINGERPRINTS = cast(sa.Table, Fingerprint.__table__)
+_LINKS = cast(sa.Table, ConversationLink.__table__)
 #: Two words this alike (rapidfuzz ratio) are one word misspelt or inflected: opgehaald / opgehaalt.
 WORD_ALIKE = 80
 #: A copied text joins a surge outside its window only if it says this much ("Coolsingel dicht?" does not).
 COPY_MIN_WORDS = 4
+#: A surge is represented among candidates by its first conversation and this many members.
+REPRESENTATIVES = 8
+#: At most this many alike messages start a surge together (more join it one by one as they come).
+MAX_GATHER = 50
 
 
 @dataclass(frozen=True)
@@ -56,8 +63,12 @@ class Config:
     repeat_score: int = 85
     #: token_set_ratio for different people about one thing: they word it differently.
     surge_score: int = 70
-    #: The surge window's candidates are the most recent this many (a cap for the worst surge).
-    surge_candidates: int = 3000
+    #: Of the surge window, only the most recent this many conversations are candidates (less the repeats
+    #: and older surge members among them): a surge shows among the latest messages (that is what makes
+    #: it one), and the cap bounds the cost in the busiest hours.
+    surge_candidates: int = 300
+    #: Of a surge, only members this recent are candidates (its first conversation always is).
+    surge_members_recent: dt.timedelta = dt.timedelta(minutes=15)
 
 
 DEFAULT = Config()
@@ -122,7 +133,7 @@ def same_topic(a: Normalised, b: Normalised, min_score: int = DEFAULT.surge_scor
 # Candidates
 
 
-@dataclass
+@dataclass(slots=True)
 class Candidate:
     conversation_id: int
     account_id: int
@@ -137,32 +148,45 @@ class Candidate:
 
 @dataclass
 class _Pool:
-    """Candidates with an in-memory word index: a shortlist shares enough words and no conflicting number."""
+    """Candidates with an in-memory index, so that a shortlist costs what it finds, not what the pool holds:
+    only candidates sharing enough words and no conflicting number, and of a surge only a few members."""
 
     items: list[Candidate] = field(default_factory=list)
+    #: word -> candidates with that word: all of them, and those without numbers.
     by_word: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    by_word_plain: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    by_id: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    per_cluster: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     seen: set[int] = field(default_factory=set)
 
     def add(self, c: Candidate) -> None:
         if c.conversation_id in self.seen:
             return
         self.seen.add(c.conversation_id)
+        if c.cluster_id is not None and c.cluster_root != c.conversation_id:
+            # A surge needs only its first conversation and a few members to be joined.
+            if self.per_cluster[c.cluster_id] >= REPRESENTATIVES:
+                return
+            self.per_cluster[c.cluster_id] += 1
         index = len(self.items)
         self.items.append(c)
         for word in c.norm.words:
             self.by_word[word].append(index)
+            if not c.norm.ids:
+                self.by_word_plain[word].append(index)
+        for number in c.norm.ids:
+            self.by_id[number].append(index)
 
     def shortlist(self, norm: Normalised, min_shared: int) -> list[Candidate]:
+        """Candidates sharing at least ``min_shared`` words; with numbers, only those without or sharing one."""
         counts: dict[int, int] = defaultdict(int)
         for word in norm.words:
-            for index in self.by_word.get(word, ()):
+            for index in (self.by_word_plain if norm.ids else self.by_word).get(word, ()):
                 counts[index] += 1
-        out = []
-        for index, n in counts.items():
-            c = self.items[index]
-            if n >= min_shared and (not norm.ids or not c.norm.ids or norm.ids & c.norm.ids):
-                out.append(c)
-        return out
+        for number in norm.ids:
+            for index in self.by_id.get(number, ()):
+                counts[index] = len(norm.words & self.items[index].norm.words)
+        return [self.items[index] for index, n in counts.items() if n >= min_shared]
 
 
 def _candidate(row: Any) -> Candidate:
@@ -202,33 +226,36 @@ async def link_new(tx: Tx, account_id: int, items: Sequence[tuple[int, Author, s
     new = sorted((_New(cid, account_id, author_key(author), normalise(text), at) for cid, author, text, at in items),
                  key=lambda n: (n.posted_at, n.conversation_id))
     session = tx.session
-    await session.execute(sa.insert(Fingerprint), [
+    first, last = new[0].posted_at, new[-1].posted_at
+    F, L = Fingerprint, ConversationLink
+    # One round trip for both kinds of candidates, before this page's own fingerprints are in.
+    repeat_part = _select().add_columns(sa.literal(1).label("repeat")).where(
+        sa.or_(F.author_key.in_({n.author_key for n in new}), F.text_hash.in_({n.norm.hash for n in new})),
+        F.posted_at.between(first - config.repeat_window, last + config.repeat_window))
+    latest = (sa.select(F.conversation_id).where(F.posted_at.between(first - config.surge_window,
+                                                                     last + config.surge_window))
+              .order_by(F.posted_at.desc()).limit(config.surge_candidates))
+    surge_part = _select().add_columns(sa.literal(0).label("repeat")).where(
+        F.conversation_id.in_(latest),
+        # Repeats are not candidates (their first conversation is), nor older members of a surge.
+        sa.or_(L.kind.is_(None), sa.and_(L.kind == "surge", F.posted_at >= first - config.surge_members_recent)))
+    repeats: dict[str, list[Candidate]] = defaultdict(list)  # by author: a person's repeats are few
+    surge = _Pool()
+    for row in await session.execute(sa.union_all(repeat_part, surge_part)):
+        c = _candidate(row)
+        if row.repeat:
+            repeats[c.author_key].append(c)
+        if c.primary_id is None:
+            surge.add(c)
+    await session.execute(sa.insert(_FINGERPRINTS), [
         {"conversation_id": n.conversation_id, "account_id": account_id, "author_key": n.author_key,
          "text_hash": n.norm.hash, "norm_text": n.norm.text, "keys": " ".join(sorted(n.norm.keys)),
          "posted_at": n.posted_at} for n in new])
-    ids = [n.conversation_id for n in new]
-    first, last = new[0].posted_at, new[-1].posted_at
-    F = Fingerprint
-    repeats, surge = _Pool(), _Pool()
-    for row in await session.execute(_select().where(
-            sa.or_(F.author_key.in_({n.author_key for n in new}), F.text_hash.in_({n.norm.hash for n in new})),
-            F.posted_at.between(first - config.repeat_window, last + config.repeat_window),
-            F.conversation_id.not_in(ids))):
-        c = _candidate(row)
-        repeats.add(c)
-        if c.primary_id is None:
-            surge.add(c)
-    for row in await session.execute(_select().where(
-            F.posted_at.between(first - config.surge_window, last + config.surge_window),
-            F.conversation_id.not_in(ids)).order_by(F.posted_at.desc()).limit(config.surge_candidates)):
-        c = _candidate(row)
-        if c.primary_id is None:
-            surge.add(c)
 
     linker = _Linker(tx, config)
     for n in new:
         me = Candidate(n.conversation_id, n.account_id, n.author_key, n.norm, n.posted_at)
-        repeated = _best_repeat(n, repeats, config)
+        repeated = _best_repeat(n, repeats[n.author_key], config)
         if repeated is not None:
             target, score = repeated
             me.primary_id = target.primary_id or target.conversation_id
@@ -239,14 +266,14 @@ async def link_new(tx: Tx, account_id: int, items: Sequence[tuple[int, Author, s
         else:
             await linker.gather(me, surge)
             surge.add(me)
-        repeats.add(me)
+        repeats[me.author_key].append(me)
     await linker.flush()
 
 
-def _best_repeat(n: _New, pool: _Pool, config: Config) -> tuple[Candidate, int] | None:
+def _best_repeat(n: _New, same_author: list[Candidate], config: Config) -> tuple[Candidate, int] | None:
     best: tuple[Candidate, int] | None = None
-    for c in pool.shortlist(n.norm, 1):
-        if c.author_key != n.author_key or abs(c.posted_at - n.posted_at) > config.repeat_window:
+    for c in same_author:
+        if abs(c.posted_at - n.posted_at) > config.repeat_window or not (c.norm.words & n.norm.words):
             continue
         score = same_question(n.norm, c.norm, config.repeat_score)
         if score is not None and (best is None or (score, -c.posted_at.timestamp()) >
@@ -275,26 +302,29 @@ class _Linker:
     async def gather(self, me: Candidate, pool: _Pool) -> None:
         """Join the surge of the most alike message, or start one when enough people wrote alike."""
         window = self.config.surge_window
-        alike: list[tuple[int, Candidate]] = []
-        for c in pool.shortlist(me.norm, 2):
-            if c.author_key == me.author_key:
-                continue
-            if abs(c.posted_at - me.posted_at) > window and not (
-                    c.norm.hash == me.norm.hash and len(me.norm.words) >= COPY_MIN_WORDS):
-                continue  # outside the surge window only a copy counts, of more than a few words
-            score = same_topic(me.norm, c.norm, self.config.surge_score)
-            if score is not None:
-                alike.append((score, c))
-        if not alike:
+        shortlist = [c for c in pool.shortlist(me.norm, 2) if c.author_key != me.author_key and (
+            abs(c.posted_at - me.posted_at) <= window
+            # outside the surge window only a copy counts, of more than a few words
+            or (c.norm.hash == me.norm.hash and len(me.norm.words) >= COPY_MIN_WORDS))]
+        if not shortlist:
             return
-        alike.sort(key=lambda pair: (-pair[0], pair[1].posted_at))
-        clustered = [(s, c) for s, c in alike if c.cluster_id is not None]
-        if clustered:
-            score, c = clustered[0]
-            assert c.cluster_id is not None and c.cluster_root is not None
-            me.cluster_id, me.cluster_root = c.cluster_id, c.cluster_root
-            self.link(me.conversation_id, c.cluster_root, "surge", score, c.cluster_id)
-            self._grow(c.cluster_id, 1, me.posted_at)
+        alike: list[tuple[int, Candidate]] = []
+        for _, _, index in process.extract(me.norm.text, [c.norm.text for c in shortlist], scorer=fuzz.token_set_ratio,
+                                           score_cutoff=self.config.surge_score, limit=None):
+            c = shortlist[index]
+            score = same_topic(me.norm, c.norm, self.config.surge_score)
+            if score is None:
+                continue
+            if c.cluster_id is not None:  # the most alike message is in a surge already: join it
+                assert c.cluster_root is not None
+                me.cluster_id, me.cluster_root = c.cluster_id, c.cluster_root
+                self.link(me.conversation_id, c.cluster_root, "surge", score, c.cluster_id)
+                self._grow(c.cluster_id, 1, me.posted_at)
+                return
+            alike.append((score, c))
+            if len(alike) >= MAX_GATHER:
+                break
+        if not alike:
             return
         authors = {c.author_key for _, c in alike} | {me.author_key}
         if len(authors) < self.config.surge_min_authors:
@@ -334,8 +364,8 @@ class _Linker:
         session = self.tx.session
         if self.links:
             result = await session.execute(
-                _insert(session)(ConversationLink).on_conflict_do_nothing(index_elements=["conversation_id"])
-                .returning(ConversationLink.conversation_id), self.links)
+                _insert(session)(_LINKS).on_conflict_do_nothing(index_elements=["conversation_id"])
+                .returning(_LINKS.c.conversation_id), self.links)
             stored = set(result.scalars())
             for link in self.links:
                 if link["conversation_id"] not in stored:
@@ -343,11 +373,16 @@ class _Linker:
                 data = {"kind": link["kind"], "score": link["score"], "cluster_id": link["cluster_id"]}
                 self.tx.emit("conversation.linked", link["conversation_id"], None, linked_to=link["linked_id"],
                              **data)
-                self.tx.emit("conversation.linked", link["linked_id"], None, linked_to=link["conversation_id"],
-                             **data)
+                if link["kind"] != "surge":
+                    # A surge's first conversation hears of its members once per page (cluster.grown), not
+                    # once each: in an outage that would be thousands of events on one conversation.
+                    self.tx.emit("conversation.linked", link["linked_id"], None, linked_to=link["conversation_id"],
+                                 **data)
         for cluster_id, (n, last) in self.grown.items():
-            await session.execute(sa.update(Cluster).where(Cluster.id == cluster_id).values(
-                size=Cluster.size + n, last_at=sa.case((Cluster.last_at < last, last), else_=Cluster.last_at)))
+            root = (await session.execute(sa.update(Cluster).where(Cluster.id == cluster_id).values(
+                size=Cluster.size + n, last_at=sa.case((Cluster.last_at < last, last), else_=Cluster.last_at))
+                .returning(Cluster.root_conversation_id))).scalar_one()
+            self.tx.emit("cluster.grown", root, None, cluster_id=cluster_id, added=n)
 
 
 def _insert(session: AsyncSession) -> Any:

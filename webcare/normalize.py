@@ -14,8 +14,6 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from dataclasses import dataclass
-from functools import cached_property
 
 DUTCH_STOP_WORDS = frozenset("""
 aan al alle alles als alsjeblieft alstublieft altijd ander andere bij ben ben bent bij dan dat de deze die dit
@@ -68,56 +66,62 @@ _URL = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
 _MENTION = re.compile(r"(?<![\w@])@\w+(?:@[\w.-]*\w)?")
 _TOKEN = re.compile(r"\w+(?:[-/.:'\u2019]\w+)*")
 _SEPARATORS = re.compile(r"[-/.:'\u2019_]")
+_DIGIT = re.compile(r"\d")
 _SENTENCE = re.compile(r"[.!?\n]+")
 _WORD = re.compile(r"[^\W\d_][\w'\u2019-]*")
-_PHRASES = [(re.compile(rf"(?<!\w){re.escape(p)}(?!\w)"), w) for p, w in PHRASES]
+_PHRASE_WORD = dict(PHRASES)
+# One pass for all phrases, the longest first where they overlap ("log ik in" before "log in").
+_PHRASES = re.compile(r"(?<!\w)(" + "|".join(re.escape(p) for p in sorted(_PHRASE_WORD, key=len, reverse=True))
+                      + r")(?!\w)")
 
 
 def fold(text: str) -> str:
     """Casefolded, without accents: ``"Één Café"`` becomes ``"een cafe"``."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    folded = text.casefold()
+    if folded.isascii():
+        return folded
+    decomposed = unicodedata.normalize("NFKD", folded)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
-@dataclass(frozen=True)
 class Normalised:
-    """What matching sees of a text: its content words in order, and its ids and keys."""
+    """What matching sees of a text: its content words in order, its ids and its keys.
 
-    tokens: tuple[str, ...]
-    keys: frozenset[str]
+    Built for every candidate of every new message, so everything is worked out once, here.
+    """
 
-    @cached_property
-    def text(self) -> str:
-        return " ".join(self.tokens)
+    __slots__ = ("_hash", "ids", "keys", "text", "tokens", "words")
 
-    @cached_property
-    def words(self) -> frozenset[str]:
-        return frozenset(self.tokens)
+    def __init__(self, tokens: tuple[str, ...], keys: frozenset[str], text: str | None = None) -> None:
+        self.tokens = tokens
+        self.keys = keys
+        self.text = " ".join(tokens) if text is None else text
+        self.words = frozenset(tokens)
+        # A token is a word of letters or, holding a digit, an id.
+        self.ids = frozenset(t for t in self.words if not t.isalpha())
+        self._hash: str | None = None
 
-    @cached_property
-    def ids(self) -> frozenset[str]:
-        return frozenset(t for t in self.tokens if any(ch.isdigit() for ch in t))
-
-    @cached_property
+    @property
     def hash(self) -> str:
         """Equal for texts with the same content words in any order (a repeat, a copy)."""
-        return hashlib.sha1(" ".join(sorted(self.words)).encode()).hexdigest()[:16]
+        if self._hash is None:
+            self._hash = hashlib.sha1(" ".join(sorted(self.words)).encode()).hexdigest()[:16]
+        return self._hash
 
     @classmethod
     def stored(cls, text: str, keys: str) -> Normalised:
         """Rebuilt from what a fingerprint row keeps (:attr:`text` and the keys joined by spaces)."""
-        return cls(tuple(text.split()), frozenset(keys.split()))
+        return cls(tuple(text.split()), frozenset(keys.split()) if keys else frozenset(), text)
 
 
 def normalise(text: str) -> Normalised:
     stripped = _MENTION.sub(" ", _URL.sub(" ", text))
     folded = fold(stripped)
-    for pattern, word in _PHRASES:
-        folded = pattern.sub(word, folded)
+    folded = _PHRASES.sub(lambda m: _PHRASE_WORD[m.group(1)], folded)
     tokens: list[str] = []
     for match in _TOKEN.finditer(folded):
         token = match.group()
-        if any(ch.isdigit() for ch in token):
+        if _DIGIT.search(token):
             tokens.append(_SEPARATORS.sub("", token))  # "12-AB-34" and "12ab34" are one licence plate
             continue
         for part in _SEPARATORS.split(token):
@@ -135,7 +139,10 @@ def words(text: str) -> list[str]:
 
 
 def _is_place(token: str) -> bool:
-    return token in DISTRICTS or any(token.endswith(s) and len(token) >= len(s) + 3 for s in PLACE_SUFFIXES)
+    if token in DISTRICTS:
+        return True
+    return token.endswith(PLACE_SUFFIXES) and any(token.endswith(s) and len(token) >= len(s) + 3
+                                                  for s in PLACE_SUFFIXES)
 
 
 def _names(text: str) -> set[str]:
