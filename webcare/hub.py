@@ -1,8 +1,10 @@
 """The hub: one per process, between the event log and every live socket of this process.
 
 On a wake-up (a commit in this process, a broker hint from another instance, or the slow poll)
-the hub reads the new events *once*, encodes each once, appends them to a bounded buffer of recent
-events shared by all sockets, and wakes the sockets' senders. It never waits for a socket.
+the hub reads the new events *once*, encodes each once into one ASGI message, and appends them to
+a bounded buffer of recent events shared by all sockets. It sends them at once to each socket that
+is idle (a send that cannot finish at once is left to a task) and wakes the senders of the others.
+It never waits for a socket.
 
 Each socket's sender keeps a cursor: the ``seq`` up to which it has sent every event its user may
 see. It moves the cursor through the shared buffer, or, for history older than the buffer (a
@@ -22,7 +24,6 @@ import datetime as dt
 import json
 import logging
 import secrets
-import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
@@ -36,7 +37,7 @@ from webcare.conversations import iso
 from webcare.db import Database
 from webcare.eventlog import event_json, events_after, last_seq
 from webcare.models import Account, Conversation, Event
-from webcare.presence import REFRESH_SECONDS, TYPING_SECONDS, Board, Seat, apply_message, gone_message, seat_message
+from webcare.presence import Presence, gone_message
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,6 @@ REPLAY_PAGE = 500
 BUFFER_BYTES = 32 * 1024 * 1024
 #: Presence and error frames one socket may have waiting.
 OWN_FRAMES = 256
-PRESENCE_KINDS = (("presence.viewing", False), ("presence.typing", True))
 
 
 def dumps(value: Any) -> str:
@@ -158,9 +158,7 @@ class Hub:
         self._buffer_bytes = 0
         self.first = 1
         self.subscriptions: set[Subscription] = set()
-        self.board = Board()
-        self._viewers: dict[int, set[Subscription]] = {}
-        self._watchers: dict[int, set[Subscription]] = {}
+        self.presence = Presence(broker, self.instance)
         self._wanted = asyncio.Event()
         self._numbers = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -168,10 +166,10 @@ class Hub:
     async def start(self) -> None:
         self.last = await last_seq(self.db)
         self.first = self.last + 1
-        await self.broker.start(self.wake, self._heard_presence)
+        await self.broker.start(self.wake, self.presence.heard)
         self._wanted.set()
         self._tasks = [asyncio.create_task(self._read_loop(), name="hub-reader"),
-                       asyncio.create_task(self._presence_loop(), name="hub-presence")]
+                       asyncio.create_task(self.presence.run(), name="hub-presence")]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -289,8 +287,7 @@ class Hub:
     def unsubscribe(self, sub: Subscription) -> None:
         """Forget the socket and its presence; safe to call more than once."""
         if sub in self.subscriptions:
-            self.set_presence(sub, None)
-            self.watch(sub, ())
+            self.presence.forget(sub)
             self.subscriptions.discard(sub)
 
     async def pump(self, sub: Subscription, after: int | None, send: Send) -> None:
@@ -347,107 +344,14 @@ class Hub:
         if sub.dropped:
             log.info("a live socket of user %d fell too far behind; closing it", sub.actor.id)
 
-    # Presence
+    # Presence: the hub lets only its subscribed sockets in
 
     def set_presence(self, sub: Subscription, conversation_id: int | None, typing: bool = False) -> None:
         """The socket's tab shows ``conversation_id`` (None: nothing); ``typing`` renews or stops its indicator."""
-        if sub not in self.subscriptions:
-            return
-        seat = self.board.seats.get(sub.key)
-        if conversation_id is not None and seat is not None and seat.conversation_id == conversation_id:
-            was_typing = seat.typing
-            seat.typing_until = time.monotonic() + TYPING_SECONDS if typing else None
-            if was_typing == typing:
-                return
-            self._show({conversation_id})
-            self.broker.publish_presence(seat_message(self.instance, sub.key, seat))
-            return
-        if seat is None and conversation_id is None:
-            return
-        if sub.viewing is not None:
-            viewers = self._viewers.get(sub.viewing)
-            if viewers is not None:
-                viewers.discard(sub)
-                if not viewers:
-                    del self._viewers[sub.viewing]
-        sub.viewing = conversation_id
-        sub.last_shown.clear()
-        new: Seat | None = None
-        if conversation_id is not None:
-            new = Seat(sub.actor.id, sub.actor.name, conversation_id,
-                       time.monotonic() + TYPING_SECONDS if typing else None)
-            self._viewers.setdefault(conversation_id, set()).add(sub)
-        self._show(self.board.put(sub.key, new))
-        self.broker.publish_presence(seat_message(self.instance, sub.key, new))
+        if sub in self.subscriptions:
+            self.presence.view(sub, conversation_id, typing)
 
     def watch(self, sub: Subscription, conversation_ids: Iterable[int]) -> None:
-        """The socket follows who views and types in these conversations (replacing what it followed);
-        it gets the presence of each newly followed one that has someone in it, then every change."""
-        if sub not in self.subscriptions:
-            return
-        wanted = frozenset(conversation_ids)
-        for conversation_id in sub.watching - wanted:
-            watchers = self._watchers.get(conversation_id)
-            if watchers is not None:
-                watchers.discard(sub)
-                if not watchers:
-                    del self._watchers[conversation_id]
-            for kind, _ in PRESENCE_KINDS:
-                sub.watch_shown.pop((kind, conversation_id), None)
-        added = wanted - sub.watching
-        sub.watching = wanted
-        for conversation_id in sorted(added):
-            self._watchers.setdefault(conversation_id, set()).add(sub)
-            self._show_watchers(conversation_id, {sub})
-
-    def _heard_presence(self, message: dict[str, Any]) -> None:
-        if message.get("i") != self.instance:
-            self._show(apply_message(self.board, message, time.monotonic()))
-
-    def _show(self, conversation_ids: set[int]) -> None:
-        """Send the presence of these conversations to this process's sockets that have them open."""
-        for conversation_id in conversation_ids:
-            watchers = self._watchers.get(conversation_id)
-            if watchers:
-                self._show_watchers(conversation_id, watchers)
-            viewers = self._viewers.get(conversation_id)
-            if not viewers:
-                continue
-            for kind, typing in PRESENCE_KINDS:
-                users = self.board.users(conversation_id, typing=typing)
-                for sub in viewers:
-                    others = [{"id": uid, "name": name} for uid, name in users if uid != sub.actor.id]
-                    if sub.last_shown.get(kind) == others:
-                        continue
-                    sub.last_shown[kind] = others
-                    sub.push(dumps({"type": kind, "conversation_id": conversation_id, "users": others}))
-
-    def _show_watchers(self, conversation_id: int, watchers: set[Subscription]) -> None:
-        for kind, typing in PRESENCE_KINDS:
-            users = self.board.users(conversation_id, typing=typing)
-            for sub in watchers:
-                others = [{"id": uid, "name": name} for uid, name in users if uid != sub.actor.id]
-                # Nobody there is what a watcher assumes of a conversation it starts to follow.
-                if sub.watch_shown.get((kind, conversation_id), []) == others:
-                    continue
-                sub.watch_shown[(kind, conversation_id)] = others
-                sub.push(dumps({"type": kind, "conversation_id": conversation_id, "users": others}))
-
-    async def _presence_loop(self) -> None:
-        last_refresh = time.monotonic()
-        while True:
-            await asyncio.sleep(1)
-            now = time.monotonic()
-            try:
-                stopped = [key for key, seat in self.board.seats.items()
-                           if seat.expires is None and seat.typing_until is not None and seat.typing_until <= now]
-                self._show(self.board.expire(now))
-                for key in stopped:
-                    self.broker.publish_presence(seat_message(self.instance, key, self.board.seats[key]))
-                if now - last_refresh >= REFRESH_SECONDS:
-                    last_refresh = now
-                    for key, seat in self.board.seats.items():
-                        if seat.expires is None:
-                            self.broker.publish_presence(seat_message(self.instance, key, seat))
-            except Exception:
-                log.exception("presence housekeeping failed; trying again")
+        """The socket follows who views and types in these conversations (replacing what it followed)."""
+        if sub in self.subscriptions:
+            self.presence.watch(sub, conversation_ids)
