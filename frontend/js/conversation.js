@@ -85,6 +85,10 @@ export class ConversationPane {
     this.render(detail, { full: true });
     this.inbox.upsert(detail);
     this.scrollToEnd();
+    const author = detail.author || {};
+    announce(t("conversation.opened", { name: author.name || author.handle || "" }), { visual: false });
+    // On a phone the queue makes way for the conversation: the focus goes along.
+    if (window.matchMedia("(max-width: 860px)").matches) this.heading.focus();
   }
 
   update(detail) {

@@ -57,8 +57,8 @@ export function typingIn(target) {
 
 let announcer = null;
 
-/** Say something to screen readers (and show it briefly), politely. */
-export function announce(text, { tone = "info" } = {}) {
+/** Say something to screen readers, politely, and show it briefly unless `visual` is false. */
+export function announce(text, { tone = "info", visual = true } = {}) {
   if (!announcer) announcer = document.getElementById("announcer");
   const toasts = document.getElementById("toasts");
   if (announcer) {
@@ -66,7 +66,7 @@ export function announce(text, { tone = "info" } = {}) {
     // A new text node on the next frame makes screen readers speak the same words twice in a row too.
     requestAnimationFrame(() => { announcer.textContent = text; });
   }
-  if (toasts) {
+  if (toasts && visual) {
     const toast = h("div", { class: `toast toast-${tone}` }, text);
     toasts.appendChild(toast);
     setTimeout(() => toast.remove(), tone === "error" ? 8000 : 3500);
