@@ -259,6 +259,13 @@ async def test_escalate_to_an_expert_who_finds_it_in_escalated_to_me(
     # She hands it back; it leaves her view.
     await eva.page.get_by_role("button", name="Hand back").click()
     await expect(eva.row(conv)).to_have_count(0)
+    # An account added after the pages loaded shows with its name, in the queue and among the views.
+    r = await admin.post("/api/accounts", json={"platform": "api", "handle": "nieuw", "name": "Nieuw kanaal",
+                                                "department_id": account["department_id"]})
+    assert r.status_code == 201, r.text
+    newcomer = await new_conversation(server, admin, r.json()["id"], "Via het nieuwe kanaal")
+    await expect(coordinator.row(newcomer).locator(".row-account")).to_have_text("Nieuw kanaal")
+    await expect(page.locator(f"a[data-view=account-{r.json()['id']}] .view-name")).to_have_text("Nieuw kanaal")
     coordinator.check_clean()
     eva.check_clean()
 

@@ -152,6 +152,7 @@ export class Inbox {
     const item = (v) => {
       const current = v.key === this.viewKey;
       const account = v.account_id ? this.ctx.accounts.get(v.account_id) : null;
+      if (v.account_id && !account) this.missingAccount(v.account_id);
       return h("li", null, h("a", {
         href: `#/inbox/${v.key}`, class: "view-link", "aria-current": current ? "page" : null,
         "aria-label": v.count === null ? this.viewName(v) : `${this.viewName(v)}, ${tn("view.count", v.count)}`,
@@ -246,9 +247,19 @@ export class Inbox {
     else this.status.textContent = this.nextCursor ? "" : t("queue.end");
   }
 
+  /** An account this page has not heard of yet (added since it loaded): look again, then show it properly. */
+  missingAccount(id) {
+    if (this.refreshingAccounts || this.ctx.accounts.has(id)) return;
+    this.refreshingAccounts = this.ctx.refreshReference()
+      .then(() => { this.renderViews(); this.renderList(); })
+      .catch(() => null)
+      .finally(() => setTimeout(() => { this.refreshingAccounts = null; }, 5000));
+  }
+
   rowEl(item) {
     const { me, accounts } = this.ctx;
     const account = accounts.get(item.account_id);
+    if (!account) this.missingAccount(item.account_id);
     const claimed = item.claimed_by;
     const mine = claimed && claimed.id === me.id;
     const seen = this.presence.get(item.id) || {};
