@@ -461,9 +461,11 @@ async def test_a_dropped_connection_resumes_from_the_last_seq_and_a_longer_loss_
     sockets: list[Any] = []
     urls: list[str] = []
     refuse = {"on": False}
+    attempted = asyncio.Event()
 
     async def route(ws: Any) -> None:
         urls.append(ws.url)
+        attempted.set()
         if refuse["on"]:
             await ws.close(code=1011)
             return
@@ -490,10 +492,15 @@ async def test_a_dropped_connection_resumes_from_the_last_seq_and_a_longer_loss_
     await expect(page.locator(".banner")).to_be_visible(timeout=20_000)
     await expect(page.locator(".banner")).to_contain_text("The connection is lost")
     fourth = await new_conversation(server, admin, account["id"], "Vierde vraag")
-    refuse["on"] = False
+    # "Try now" tries at once (and, refused again, the banner stays).
+    attempted.clear()
     await page.locator(".banner").get_by_role("button", name="Try now").click()
+    await asyncio.wait_for(attempted.wait(), 10)
+    await expect(page.locator(".banner")).to_be_visible()
+    refuse["on"] = False
     await expect(page.locator(".banner")).to_be_hidden(timeout=20_000)
     await expect(page.locator(f"#q-{fourth}")).to_be_visible()
+    await expect(page.locator(".connection")).to_have_text("Reconnected, caught up")
 
 
 async def drop(pair: tuple[Any, Any]) -> None:
