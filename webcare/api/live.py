@@ -90,7 +90,7 @@ async def live(websocket: WebSocket, send: Send) -> None:
     except AppError as e:
         await _refuse(websocket, e)
         return
-    # Subscribe before replaying: what commits during the replay waits in the queue.
+    # Subscribe before replaying: the hub wakes this socket for whatever commits meanwhile.
     sub = hub.subscribe(principal.actor)
     try:
         await websocket.accept()
@@ -135,7 +135,7 @@ async def _refuse(websocket: WebSocket, error: AppError) -> None:
 
 
 async def _send(websocket: WebSocket, send: Send, hub: Hub, sub: Subscription, after: int | None) -> None:
-    """The only task that writes to this socket."""
+    """The socket's sender: replays, then follows the hub (which also sends to it itself while it is idle)."""
     try:
         await hub.pump(sub, after, send)
         if sub.dropped:
