@@ -14,6 +14,7 @@ import os
 import secrets
 import socket
 
+from webcare.broker import broker_for
 from webcare.db import Database
 from webcare.inbox import Inbox
 from webcare.metrics import settle_overdue
@@ -87,6 +88,11 @@ async def run_forever(services: Services) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # What this process commits is announced like the app's own commits, so browsers connected to any
+    # instance see it at once rather than at their hub's next poll (PostgreSQL; SQLite has no channel).
+    broker = broker_for(services.settings)
+    await broker.start(lambda _seq: None, lambda _presence: None)
+    services.db.add_commit_listener(broker.published)
     workers = Workers(services)
     workers.start()
     log.info("worker running")
@@ -94,5 +100,6 @@ async def run_forever(services: Services) -> None:
         await stop.wait()
     finally:
         await workers.stop()
+        await broker.stop()
         await services.connectors.aclose()
         await services.db.dispose()
