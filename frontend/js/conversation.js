@@ -7,7 +7,7 @@ import { announce, fill, h } from "./dom.js";
 import { t } from "./i18n.js";
 import { conversationPanels } from "./pages.js";
 import { messageText } from "./text.js";
-import { accountTitle, errorText, platformBadge, statusChip, timeEl, PLATFORMS } from "./ui.js";
+import { accountTitle, errorText, platformBadge, statusChip, timeEl } from "./ui.js";
 
 export class ConversationPane {
   constructor(ctx, inbox) {
@@ -102,10 +102,6 @@ export class ConversationPane {
   scrollToEnd() {
     const scroller = this.messages.parentElement;
     scroller.scrollTop = scroller.scrollHeight;
-  }
-
-  account() {
-    return this.detail ? this.ctx.accounts.get(this.detail.account_id) : null;
   }
 
   render(d, { full }) {
@@ -293,10 +289,5 @@ export class ConversationPane {
       if (e instanceof ApiError && e.status === 409) this.inbox.queueRefresh(id);
       return e;
     }
-  }
-
-  platformName() {
-    const account = this.account();
-    return account ? PLATFORMS[account.platform] || account.platform : "";
   }
 }

@@ -45,10 +45,6 @@ export function fill(el, ...children) {
   return append(el, children);
 }
 
-export function $(selector, root = document) {
-  return root.querySelector(selector);
-}
-
 /** Whether a key press belongs to a field the person is typing in. */
 export function typingIn(target) {
   if (!(target instanceof Element)) return false;

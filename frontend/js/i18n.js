@@ -67,7 +67,3 @@ export function absolute(iso) {
   if (!iso) return "";
   return new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "medium" }).format(new Date(iso));
 }
-
-export function timeZone() {
-  return Intl.DateTimeFormat().resolvedOptions().timeZone;
-}

@@ -496,11 +496,10 @@ export class Inbox {
     }));
   }
 
-  /** A fresh copy of a conversation, from an answer or a refresh: into the queue and the pane. */
+  /** A fresh copy of a conversation (with its messages): into the queue, and the pane if it is open. */
   take(conversation) {
     this.upsert(conversation);
-    if (conversation.id === this.openId && conversation.messages) this.pane.update(conversation);
-    else if (conversation.id === this.openId) this.queueRefresh(conversation.id);
+    if (conversation.id === this.openId) this.pane.update(conversation);
   }
 
   forget(id) {
