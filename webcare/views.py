@@ -3,7 +3,9 @@
 A view's ``filter`` is exactly the query to list it with, and its ``count`` is how many conversations
 that listing holds, so the numbers beside the views never disagree with what opening them shows.
 ``last_seq`` is the event log's head, read before the counts: a client that follows the live stream
-from there (``/api/live?after=last_seq``) misses no change made after what it was shown.
+from there (``/api/live?after=last_seq``) misses no change made after what it was shown. With
+``first=<key>`` the answer also holds that view's first page of the queue, read after ``last_seq``
+too: a page opens with one request instead of two in a row.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from webcare.access import Actor, account_visible, conversation_visible
+from webcare.conversations import QueueFilter, list_queue
 from webcare.db import Database
 from webcare.models import Account, Conversation, Event
 
@@ -35,7 +38,7 @@ def _of_department(department_id: int) -> sa.ColumnElement[bool]:
                   C.account_id.in_(sa.select(Account.id).where(Account.department_id == department_id)))
 
 
-async def views(db: Database, actor: Actor) -> dict[str, Any]:
+async def views(db: Database, actor: Actor, *, first: str | None = None, limit: int = 50) -> dict[str, Any]:
     """``{items, last_seq}``: every view this person has, in the order to show them, as ``{key, filter, count}``
     (per account also ``account_id``), and the event log's head before they were counted.
 
@@ -84,4 +87,13 @@ async def views(db: Database, actor: Actor) -> dict[str, Any]:
               {"key": "closed", "filter": {"status": "closed"}, "count": None}]
     items += [{"key": f"account-{a.id}", "account_id": a.id, "filter": {"status": statuses, "account_id": a.id},
                "count": per_account.get(a.id, 0)} for a in accounts]
-    return {"items": items, "last_seq": last_seq}
+    answer: dict[str, Any] = {"items": items, "last_seq": last_seq}
+    chosen = next((v for v in items if v["key"] == first), None)
+    if chosen is not None:
+        f = chosen["filter"]
+        page = await list_queue(db, actor, QueueFilter(
+            statuses=tuple(f["status"].split(",")), account_id=f.get("account_id"),
+            department_id=f.get("department_id"), assignee=f.get("assignee"), claimed_by=f.get("claimed_by"),
+            limit=limit))
+        answer["first"] = {"key": chosen["key"], **page}
+    return answer

@@ -2,7 +2,6 @@
 // internal notes), what can be done with it, and the composer.
 import { ApiError, get, post } from "./api.js";
 import { Composer } from "./composer.js";
-import { closeDialog, escalateDialog } from "./dialogs.js";
 import { announce, fill, h } from "./dom.js";
 import { t } from "./i18n.js";
 import { conversationPanels } from "./pages.js";
@@ -258,6 +257,7 @@ export class ConversationPane {
     const id = this.detail.id;
     // New colleagues and departments may have come since the page loaded.
     await this.ctx.refreshReference().catch(() => null);
+    const { escalateDialog } = await import("./dialogs.js");
     const choice = await escalateDialog(this.ctx);
     if (!choice) return;
     await this.inbox.act(id, "escalate", choice, t("done.escalated"));
@@ -266,6 +266,7 @@ export class ConversationPane {
   async close() {
     if (!this.detail) return;
     const id = this.detail.id;
+    const { closeDialog } = await import("./dialogs.js");
     const reason = await closeDialog();
     if (!reason) return;
     await this.inbox.act(id, "close", { reason }, t("done.closed"));

@@ -21,6 +21,8 @@ export class Inbox {
   constructor(ctx, views = null) {
     this.ctx = ctx;
     this.views = views ? views.items : [];
+    /** The first page of one view, which came with the views: used once, instead of asking again. */
+    this.firstPage = views && views.first ? views.first : null;
     this.viewKey = "open";
     this.q = "";
     this.items = [];
@@ -176,9 +178,10 @@ export class Inbox {
     const view = this.view();
     if (!view) return;
     this.status.textContent = t("queue.loading");
-    let page;
+    let page = this.firstPage && this.firstPage.key === view.key && !this.q ? this.firstPage : null;
+    this.firstPage = null;
     try {
-      page = await get(`/api/conversations${query({ ...view.filter, q: this.q, limit: PAGE })}`);
+      page ??= await get(`/api/conversations${query({ ...view.filter, q: this.q, limit: PAGE })}`);
     } catch (e) {
       if (generation === this.generation) this.status.textContent = errorText(e);
       return;

@@ -1,6 +1,5 @@
 // The keyboard: the queue, claim, reply, escalate and close without a mouse; "?" shows them all.
 import { typingIn } from "./dom.js";
-import { helpDialog } from "./dialogs.js";
 import { t } from "./i18n.js";
 
 let appRef = null;
@@ -25,7 +24,8 @@ export function shortcuts() {
   ];
 }
 
-export function showHelp() {
+export async function showHelp() {
+  const { helpDialog } = await import("./dialogs.js");
   return helpDialog(shortcuts());
 }
 

@@ -3,14 +3,12 @@
 //   #/admin/users | departments | accounts
 //   #/<page>                             a page another part of Webcare registered (see pages.js)
 import "./extensions.js";
-import { AdminPage } from "./admin.js";
 import { ApiError, api, get, onLoggedOut, setCsrf } from "./api.js";
 import { announce, fill, h } from "./dom.js";
 import { LANGUAGES, language, onLanguage, setLanguage, t } from "./i18n.js";
 import { Inbox } from "./inbox.js";
 import { installKeys } from "./keys.js";
 import { Live } from "./live.js";
-import { loginPage } from "./login.js";
 import { pages } from "./pages.js";
 import { tickTimes } from "./ui.js";
 
@@ -44,13 +42,21 @@ async function boot() {
 }
 
 function prefetch() {
-  const early = { me: get("/api/me"), views: get("/api/views"), accounts: get("/api/accounts") };
+  // The views come with the first page of the one the address shows (index.html preloads "open").
+  const view = (location.hash.match(/^#\/inbox\/([\w-]+)/) || [null, "open"])[1];
+  const early = { me: get("/api/me"), views: get(`/api/views?first=${encodeURIComponent(view)}`),
+    accounts: get("/api/accounts") };
   for (const promise of Object.values(early)) promise.catch(() => null);
   return early;
 }
 
-function showLogin(message) {
+// Loaded when first needed: the first screen of someone logged in waits for neither.
+const loginModule = () => import("./login.js");
+const adminModule = () => import("./admin.js");
+
+async function showLogin(message) {
   document.title = `${t("login.title")} · Webcare`;
+  const { loginPage } = await loginModule();
   fill(app.root, loginPage(message, async (answer) => {
     setCsrf(answer.csrf_token);
     await start(answer.user, prefetch());
@@ -214,6 +220,7 @@ async function route() {
   renderShell();
   const main = app.shell.main;
   if (parts[0] === "admin" && ["users", "departments", "accounts"].includes(parts[1])) {
+    const { AdminPage } = await adminModule();
     if (!(app.page instanceof AdminPage) || app.page.kind !== parts[1]) {
       app.page = new AdminPage(app.ctx, parts[1]);
       fill(main, app.page.el);
