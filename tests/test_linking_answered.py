@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from tests.conftest import FakeServer
 from tests.test_similar import rig_for
+from webcare.metrics_models import ConversationMetrics
 from webcare.models import Event
 
 pytestmark = pytest.mark.anyio
@@ -56,3 +57,7 @@ async def test_answering_one_closes_the_cross_posts_and_duplicates(db_url: str, 
         assert sorted(cid for cid, _ in events) == sorted([first, cross])
         assert {data["answered_in"] for _, data in events} <= {again, replying}
         assert len(fake_server.fake.posts("x")) == 2, "one answer on X for Afval, Parkeren's own one"
+        async with rig.harness.db.read() as s:
+            resolved = dict((await s.execute(sa.select(ConversationMetrics.conversation_id,
+                                                       ConversationMetrics.resolved_at))).all())
+        assert resolved[first] is not None and resolved[cross] is not None, "reports see them resolved"

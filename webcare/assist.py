@@ -25,14 +25,21 @@ async def new_conversations(tx: Tx, account_id: int, opened: Sequence[tuple[int,
     """Route and link conversations just opened in ``tx``: (conversation id, its first message)."""
     if not opened:
         return
-    # One round trip says whether assist is on for the account and whether any routing rule is.
-    settings, any_rule = (await tx.session.execute(
-        sa.select(Account.settings, sa.exists().where(RoutingRule.active.is_(True)))
-        .where(Account.id == account_id))).one()
+    # One round trip for whether assist is on for the account, and for the active routing rules.
+    stmt = (sa.select(Account.settings, RoutingRule).outerjoin(RoutingRule, RoutingRule.active.is_(True))
+            .where(Account.id == account_id).order_by(RoutingRule.position, RoutingRule.id))
+    if tx.session.get_bind().dialect.name == "postgresql":
+        # After five runs PostgreSQL may plan a prepared statement once for any values; for the candidate
+        # query that plan cannot see the page's authors and time window and is several times slower.
+        # Plan each statement for its values for the rest of this transaction, in the same round trip.
+        stmt = stmt.add_columns(sa.func.set_config("plan_cache_mode", "force_custom_plan", True))
+    rows = (await tx.session.execute(stmt)).all()
+    settings = rows[0][0] if rows else None
     if settings and settings.get("assist") is False:
         return
-    if any_rule:
-        await routing.route_new(tx, account_id, [(cid, m.text) for cid, m in opened])
+    rules = [row[1] for row in rows if row[1] is not None]
+    if rules:
+        await routing.route_new(tx, account_id, [(cid, m.text) for cid, m in opened], rules)
     await linking.link_new(tx, account_id, [(cid, m.author, m.text, m.created_at) for cid, m in opened])
 
 

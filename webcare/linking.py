@@ -28,21 +28,24 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from rapidfuzz import fuzz, process
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import Author
+from webcare import metrics
 from webcare.access import Actor, conversation_visible
 from webcare.assist_models import Cluster, ConversationLink, Fingerprint
 from webcare.db import Tx
-from webcare.models import Conversation, Reply
+from webcare.models import Conversation, Reply, UTCDateTime
 from webcare.normalize import Normalised, fold, normalise
 
 REPEATS = ("cross_post", "duplicate")
 # The tables themselves for the bulk statements: Core skips the ORM's bookkeeping.
 _FINGERPRINTS = cast(sa.Table, Fingerprint.__table__)
 _LINKS = cast(sa.Table, ConversationLink.__table__)
+_CLUSTERS = cast(sa.Table, Cluster.__table__)
 #: Two words this alike (rapidfuzz ratio) are one word misspelt or inflected: opgehaald / opgehaalt.
 WORD_ALIKE = 80
 #: A copied text joins a surge outside its window only if it says this much ("Coolsingel dicht?" does not).
@@ -66,7 +69,7 @@ class Config:
     #: Of the surge window, only the most recent this many conversations are candidates (less the repeats
     #: and older surge members among them): a surge shows among the latest messages (that is what makes
     #: it one), and the cap bounds the cost in the busiest hours.
-    surge_candidates: int = 300
+    surge_candidates: int = 200
     #: Of a surge, only members this recent are candidates (its first conversation always is).
     surge_members_recent: dt.timedelta = dt.timedelta(minutes=15)
 
@@ -190,11 +193,15 @@ class _Pool:
 
 
 def _candidate(row: Any) -> Candidate:
-    primary = row.linked_id if row.kind in REPEATS else None
-    cluster_id = row.cluster_id if row.kind == "surge" else row.root_of
-    cluster_root = row.linked_id if row.kind == "surge" else (row.conversation_id if row.root_of else None)
-    return Candidate(row.conversation_id, row.account_id, row.author_key, Normalised.stored(row.norm_text, row.keys),
-                     row.posted_at, primary, cluster_id, cluster_root)
+    conversation_id, account_id, key, norm_text, keys, posted_at, linked_id, kind, cluster_id, root_of = row[:10]
+    norm = Normalised.stored(norm_text, keys)
+    if kind == "surge":
+        return Candidate(conversation_id, account_id, key, norm, posted_at, None, cluster_id, linked_id)
+    if kind is not None:  # a cross_post or duplicate
+        return Candidate(conversation_id, account_id, key, norm, posted_at, linked_id)
+    if root_of is not None:  # the first conversation of a surge
+        return Candidate(conversation_id, account_id, key, norm, posted_at, None, root_of, conversation_id)
+    return Candidate(conversation_id, account_id, key, norm, posted_at)
 
 
 def _select() -> Any:
@@ -227,30 +234,31 @@ async def link_new(tx: Tx, account_id: int, items: Sequence[tuple[int, Author, s
                  key=lambda n: (n.posted_at, n.conversation_id))
     session = tx.session
     first, last = new[0].posted_at, new[-1].posted_at
-    F, L = Fingerprint, ConversationLink
-    # One round trip for both kinds of candidates, before this page's own fingerprints are in.
-    repeat_part = _select().add_columns(sa.literal(1).label("repeat")).where(
-        sa.or_(F.author_key.in_({n.author_key for n in new}), F.text_hash.in_({n.norm.hash for n in new})),
-        F.posted_at.between(first - config.repeat_window, last + config.repeat_window))
-    latest = (sa.select(F.conversation_id).where(F.posted_at.between(first - config.surge_window,
-                                                                     last + config.surge_window))
-              .order_by(F.posted_at.desc()).limit(config.surge_candidates))
-    surge_part = _select().add_columns(sa.literal(0).label("repeat")).where(
-        F.conversation_id.in_(latest),
-        # Repeats are not candidates (their first conversation is), nor older members of a surge.
-        sa.or_(L.kind.is_(None), sa.and_(L.kind == "surge", F.posted_at >= first - config.surge_members_recent)))
+    fingerprints = [{"conversation_id": n.conversation_id, "account_id": account_id, "author_key": n.author_key,
+                     "text_hash": n.norm.hash, "norm_text": n.norm.text, "keys": " ".join(sorted(n.norm.keys)),
+                     "posted_at": n.posted_at} for n in new]
+    # Copies count only of texts that say something ("Coolsingel dicht?" is no copy, it is a short question).
+    copies = sorted({n.norm.hash for n in new if len(n.norm.words) >= COPY_MIN_WORDS}) or [""]
+    params = {"authors": sorted({n.author_key for n in new}), "hashes": copies,
+              "repeat_from": first - config.repeat_window, "repeat_to": last + config.repeat_window,
+              "surge_from": first - config.surge_window, "surge_to": last + config.surge_window,
+              "surge_limit": config.surge_candidates, "members_from": first - config.surge_members_recent}
+    pg = _is_pg(session)
+    if pg:
+        # The page's fingerprints go in by the same statement; its query does not see them (one snapshot).
+        rows = await session.execute(_PG_CANDIDATES, {**params, **_arrays(fingerprints, "fp_")})
+    else:
+        rows = await session.execute(_CANDIDATES, params)
     repeats: dict[str, list[Candidate]] = defaultdict(list)  # by author: a person's repeats are few
     surge = _Pool()
-    for row in await session.execute(sa.union_all(repeat_part, surge_part)):
+    for row in rows:
         c = _candidate(row)
-        if row.repeat:
+        if row[10]:  # from the repeat part
             repeats[c.author_key].append(c)
         if c.primary_id is None:
             surge.add(c)
-    await session.execute(sa.insert(_FINGERPRINTS), [
-        {"conversation_id": n.conversation_id, "account_id": account_id, "author_key": n.author_key,
-         "text_hash": n.norm.hash, "norm_text": n.norm.text, "keys": " ".join(sorted(n.norm.keys)),
-         "posted_at": n.posted_at} for n in new])
+    if not pg:
+        await session.execute(sa.insert(_FINGERPRINTS), fingerprints)
 
     linker = _Linker(tx, config)
     for n in new:
@@ -264,7 +272,7 @@ async def link_new(tx: Tx, account_id: int, items: Sequence[tuple[int, Author, s
             linker.link(me.conversation_id, me.primary_id, "duplicate" if first_account == account_id else "cross_post",
                         score, None)
         else:
-            await linker.gather(me, surge)
+            linker.gather(me, surge)
             surge.add(me)
         repeats[me.author_key].append(me)
     await linker.flush()
@@ -287,19 +295,25 @@ async def _account_of(session: AsyncSession, conversation_id: int | None) -> int
 
 
 class _Linker:
-    """Collects a page's links and surge changes and writes them in a few statements."""
+    """Collects a page's links and surge changes and writes them in a few statements.
+
+    Surges started in the page get a provisional (negative) id until :meth:`flush` inserts them all at once.
+    """
 
     def __init__(self, tx: Tx, config: Config) -> None:
         self.tx = tx
         self.config = config
         self.links: list[dict[str, Any]] = []
-        self.grown: dict[int, tuple[int, dt.datetime]] = {}
+        #: existing cluster id -> (its first conversation, members added, latest post)
+        self.grown: dict[int, tuple[int, int, dt.datetime]] = {}
+        #: provisional id -> the row of a cluster this page started
+        self.started: dict[int, dict[str, Any]] = {}
 
     def link(self, conversation_id: int, linked_id: int, kind: str, score: int, cluster_id: int | None) -> None:
         self.links.append({"conversation_id": conversation_id, "linked_id": linked_id, "kind": kind,
                            "cluster_id": cluster_id, "score": score, "created_at": self.tx.now})
 
-    async def gather(self, me: Candidate, pool: _Pool) -> None:
+    def gather(self, me: Candidate, pool: _Pool) -> None:
         """Join the surge of the most alike message, or start one when enough people wrote alike."""
         window = self.config.surge_window
         shortlist = [c for c in pool.shortlist(me.norm, 2) if c.author_key != me.author_key and (
@@ -319,7 +333,7 @@ class _Linker:
                 assert c.cluster_root is not None
                 me.cluster_id, me.cluster_root = c.cluster_id, c.cluster_root
                 self.link(me.conversation_id, c.cluster_root, "surge", score, c.cluster_id)
-                self._grow(c.cluster_id, 1, me.posted_at)
+                self._grow(c.cluster_id, c.cluster_root, 1, me.posted_at)
                 return
             alike.append((score, c))
             if len(alike) >= MAX_GATHER:
@@ -332,57 +346,151 @@ class _Linker:
         members = [c for _, c in alike] + [me]
         root = min(members, key=lambda c: (c.posted_at, c.conversation_id))
         scores = {c.conversation_id: s for s, c in alike}
-        cluster_id = await self._cluster(root, me, members)
+        shared = (root.norm.words & me.norm.words) or root.norm.words
+        provisional = -1 - len(self.started)
+        self.started[provisional] = {
+            "root_conversation_id": root.conversation_id, "size": len(members), "created_at": self.tx.now,
+            "last_at": max(c.posted_at for c in members),
+            "topic": " ".join(w for w in dict.fromkeys(root.norm.tokens) if w in shared)[:200]}
         for c in members:
-            c.cluster_id, c.cluster_root = cluster_id, root.conversation_id
+            c.cluster_id, c.cluster_root = provisional, root.conversation_id
             if c is not root:
                 self.link(c.conversation_id, root.conversation_id, "surge",
-                          scores.get(c.conversation_id) or scores.get(root.conversation_id, 0), cluster_id)
+                          scores.get(c.conversation_id) or scores.get(root.conversation_id, 0), provisional)
 
-    async def _cluster(self, root: Candidate, me: Candidate, members: list[Candidate]) -> int:
-        shared = set.intersection(*(set(c.norm.words) for c in (root, me))) or set(root.norm.words)
-        topic = " ".join(w for w in dict.fromkeys(root.norm.tokens) if w in shared)[:200]
-        last = max(c.posted_at for c in members)
-        stmt = _insert(self.tx.session)(Cluster).values(
-            root_conversation_id=root.conversation_id, topic=topic, size=len(members), created_at=self.tx.now,
-            last_at=last).on_conflict_do_nothing(index_elements=["root_conversation_id"]).returning(Cluster.id)
-        cluster_id = (await self.tx.session.execute(stmt)).scalar_one_or_none()
-        if cluster_id is None:  # another writer made this root a cluster a moment ago: join it
-            cluster_id = await self.tx.session.scalar(
-                sa.select(Cluster.id).where(Cluster.root_conversation_id == root.conversation_id))
-            assert cluster_id is not None
-            self._grow(cluster_id, len(members) - 1, last)
-        self.tx.emit("cluster.created", root.conversation_id, None, cluster_id=cluster_id, topic=topic,
-                     size=len(members))
-        return cluster_id
+    def _grow(self, cluster_id: int, root: int, n: int, at: dt.datetime) -> None:
+        if cluster_id < 0:
+            row = self.started[cluster_id]
+            row["size"] += n
+            row["last_at"] = max(row["last_at"], at)
+            return
+        _, count, last = self.grown.get(cluster_id, (root, 0, at))
+        self.grown[cluster_id] = (root, count + n, max(last, at))
 
-    def _grow(self, cluster_id: int, n: int, at: dt.datetime) -> None:
-        count, last = self.grown.get(cluster_id, (0, at))
-        self.grown[cluster_id] = (count + n, max(last, at))
+    async def _insert_started(self) -> tuple[dict[int, int], set[int]]:
+        """The surges this page started, inserted in one statement: their ids by provisional id, and which
+        are new (a root another writer made a surge a moment ago is joined instead)."""
+        if not self.started:
+            return {}, set()
+        session = self.tx.session
+        result = await session.execute(
+            _insert(session)(_CLUSTERS).on_conflict_do_nothing(index_elements=["root_conversation_id"])
+            .returning(_CLUSTERS.c.root_conversation_id, _CLUSTERS.c.id), list(self.started.values()))
+        by_root = {root: cluster_id for root, cluster_id in result}
+        new = set(by_root.values())
+        taken = [row for row in self.started.values() if row["root_conversation_id"] not in by_root]
+        if taken:
+            by_root.update({root: cluster_id for root, cluster_id in await session.execute(
+                sa.select(Cluster.root_conversation_id, Cluster.id)
+                .where(Cluster.root_conversation_id.in_([r["root_conversation_id"] for r in taken])))})
+            for row in taken:
+                self._grow(by_root[row["root_conversation_id"]], row["root_conversation_id"], row["size"] - 1,
+                           row["last_at"])
+        return {p: by_root[row["root_conversation_id"]] for p, row in self.started.items()}, new
 
     async def flush(self) -> None:
+        if not self.links:
+            return  # a surge grows only by links
         session = self.tx.session
-        if self.links:
+        ids, new = await self._insert_started()
+        for link in self.links:
+            if link["cluster_id"] is not None and link["cluster_id"] < 0:
+                link["cluster_id"] = ids[link["cluster_id"]]
+        grown = [{"id": cluster_id, "n": n, "last": last} for cluster_id, (_, n, last) in self.grown.items()]
+        if _is_pg(session):
+            # Links and surge sizes in one statement.
+            params = {**_arrays(self.links, "l_"), **_arrays(grown, "g_", ("id", "n", "last"))}
+            result = await session.execute(_PG_LINKS, params)
+        else:
             result = await session.execute(
-                _insert(session)(_LINKS).on_conflict_do_nothing(index_elements=["conversation_id"])
+                sqlite_insert(_LINKS).on_conflict_do_nothing(index_elements=["conversation_id"])
                 .returning(_LINKS.c.conversation_id), self.links)
-            stored = set(result.scalars())
-            for link in self.links:
-                if link["conversation_id"] not in stored:
-                    continue  # linked by another writer meanwhile
-                data = {"kind": link["kind"], "score": link["score"], "cluster_id": link["cluster_id"]}
-                self.tx.emit("conversation.linked", link["conversation_id"], None, linked_to=link["linked_id"],
-                             **data)
-                if link["kind"] != "surge":
-                    # A surge's first conversation hears of its members once per page (cluster.grown), not
-                    # once each: in an outage that would be thousands of events on one conversation.
-                    self.tx.emit("conversation.linked", link["linked_id"], None, linked_to=link["conversation_id"],
-                                 **data)
-        for cluster_id, (n, last) in self.grown.items():
-            root = (await session.execute(sa.update(Cluster).where(Cluster.id == cluster_id).values(
-                size=Cluster.size + n, last_at=sa.case((Cluster.last_at < last, last), else_=Cluster.last_at))
-                .returning(Cluster.root_conversation_id))).scalar_one()
-            self.tx.emit("cluster.grown", root, None, cluster_id=cluster_id, added=n)
+            if grown:
+                await session.execute(_SQLITE_GROW, [{f"g_{k}": v for k, v in g.items()} for g in grown])
+        stored = set(result.scalars())
+        joined: dict[int, list[int]] = defaultdict(list)
+        for link in self.links:
+            if link["conversation_id"] not in stored:
+                continue  # linked by another writer meanwhile
+            if link["kind"] == "surge":
+                joined[link["cluster_id"]].append(link["conversation_id"])
+                continue
+            data = {"kind": link["kind"], "score": link["score"]}
+            self.tx.emit("conversation.linked", link["conversation_id"], None, linked_to=link["linked_id"], **data)
+            self.tx.emit("conversation.linked", link["linked_id"], None, linked_to=link["conversation_id"], **data)
+        # A surge is told once per page on its first conversation, with the members that joined: one event
+        # each would be thousands in an outage.
+        topics = {ids[p]: row for p, row in self.started.items()}
+        for cluster_id, members in joined.items():
+            if cluster_id in new:
+                row = topics[cluster_id]
+                self.tx.emit("cluster.created", row["root_conversation_id"], None, cluster_id=cluster_id,
+                             topic=row["topic"], members=members)
+            else:
+                self.tx.emit("cluster.grown", self.grown[cluster_id][0], None, cluster_id=cluster_id,
+                             members=members)
+
+
+def _is_pg(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _arrays(rows: list[dict[str, Any]], prefix: str, keys: Sequence[str] = ()) -> dict[str, list[Any]]:
+    """Rows as one array per column, for the ``unnest`` statements below: their SQL is the same for any
+    number of rows, so PostgreSQL prepares them once."""
+    return {prefix + k: [r[k] for r in rows] for k in keys or rows[0].keys()}
+
+
+def _unnest(prefix: str, columns: dict[str, Any]) -> sa.Select[Any]:
+    return sa.select(*(sa.func.unnest(sa.bindparam(prefix + name, type_=ARRAY(type_))).label(name)
+                       for name, type_ in columns.items()))
+
+
+_TS = sa.DateTime(timezone=True)
+_PG_NEW_FINGERPRINTS = sa.insert(_FINGERPRINTS).from_select(
+    ["conversation_id", "account_id", "author_key", "text_hash", "norm_text", "keys", "posted_at"],
+    _unnest("fp_", {"conversation_id": sa.Integer, "account_id": sa.Integer, "author_key": sa.Text,
+                    "text_hash": sa.Text, "norm_text": sa.Text, "keys": sa.Text, "posted_at": _TS}),
+).cte("new_fingerprints")
+
+def _candidates() -> Any:
+    """Both kinds of candidates in one statement: the page's authors and copied texts (by hash) over the
+    repeat window (``repeat`` 1), and the latest conversations of the surge window less repeats (``repeat``
+    0); of a surge, only its first conversation and recent members."""
+    F, L = Fingerprint, ConversationLink
+    # A surge's older members are no candidates: its first conversation and latest members stand for it.
+    not_old_member = sa.or_(L.kind.is_(None),
+                            sa.and_(L.kind == "surge", F.posted_at >= sa.bindparam("members_from")))
+    repeat_part = _select().add_columns(sa.literal(1).label("repeat")).where(
+        sa.or_(F.author_key.in_(sa.bindparam("authors", expanding=True)),
+               sa.and_(F.text_hash.in_(sa.bindparam("hashes", expanding=True)), not_old_member)),
+        F.posted_at.between(sa.bindparam("repeat_from"), sa.bindparam("repeat_to")))
+    latest = (sa.select(F.conversation_id)
+              .where(F.posted_at.between(sa.bindparam("surge_from"), sa.bindparam("surge_to")))
+              .order_by(F.posted_at.desc()).limit(sa.bindparam("surge_limit", type_=sa.Integer)))
+    surge_part = (_select().add_columns(sa.literal(0).label("repeat"))
+                  .where(F.conversation_id.in_(latest), not_old_member))
+    return sa.union_all(repeat_part, surge_part)
+
+
+_CANDIDATES = _candidates()
+_PG_CANDIDATES = _candidates().add_cte(_PG_NEW_FINGERPRINTS)
+_GROWN = _unnest("g_", {"id": sa.Integer, "n": sa.Integer, "last": _TS}).subquery("grown")
+_LAST = sa.bindparam("g_last", type_=UTCDateTime())
+_SQLITE_GROW = sa.update(_CLUSTERS).where(_CLUSTERS.c.id == sa.bindparam("g_id")).values(
+    size=_CLUSTERS.c.size + sa.bindparam("g_n"), last_at=sa.case((_CLUSTERS.c.last_at < _LAST, _LAST),
+                                                                  else_=_CLUSTERS.c.last_at))
+_PG_LINKS = (
+    pg_insert(_LINKS).from_select(
+        ["conversation_id", "linked_id", "kind", "cluster_id", "score", "created_at"],
+        _unnest("l_", {"conversation_id": sa.Integer, "linked_id": sa.Integer, "kind": sa.Text,
+                       "cluster_id": sa.Integer, "score": sa.Integer, "created_at": _TS}))
+    .on_conflict_do_nothing(index_elements=["conversation_id"]).returning(_LINKS.c.conversation_id)
+    .add_cte(sa.update(Cluster).where(Cluster.id == _GROWN.c.id).values(
+        size=Cluster.size + _GROWN.c.n,
+        last_at=sa.case((Cluster.last_at < _GROWN.c.last, _GROWN.c.last), else_=Cluster.last_at))
+        .cte("grow_clusters"))
+)
 
 
 def _insert(session: AsyncSession) -> Any:
@@ -418,6 +526,7 @@ async def close_linked(tx: Tx, conversation_id: int, answered_by: int | None) ->
     for cid in sorted(closed):
         tx.emit("conversation.closed", cid, None, reason="resolved", answered_in=conversation_id,
                 answered_by=answered_by)
+        await metrics.closed(tx, cid, "resolved")
     return closed
 
 

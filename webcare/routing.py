@@ -92,11 +92,8 @@ async def active_rules(session: AsyncSession) -> list[RoutingRule]:
                                       .order_by(RoutingRule.position, RoutingRule.id)))
 
 
-async def route_new(tx: Tx, account_id: int, items: Sequence[tuple[int, str]]) -> None:
-    """Route conversations just opened in ``tx`` (id and first message text) by the active rules."""
-    rules = await active_rules(tx.session)
-    if not rules:
-        return
+async def route_new(tx: Tx, account_id: int, items: Sequence[tuple[int, str]], rules: Sequence[RoutingRule]) -> None:
+    """Route conversations just opened in ``tx`` (id and first message text) by the active ``rules``, in order."""
     routed = [(cid, m) for cid, text in items if (m := match(rules, account_id, text)) is not None]
     if not routed:
         return
