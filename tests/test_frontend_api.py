@@ -39,6 +39,10 @@ async def test_the_pages_are_served_at_the_root_and_the_api_keeps_its_answers(se
     assert preloaded == set(MODULES) - LAZY, preloaded
     module = await c.get("/js/main.js")
     assert module.status_code == 200 and "javascript" in module.headers["content-type"]
+    assert int(module.headers["content-length"]) == len(module.content) > 0
+    # A page that has a module already revalidates it cheaply.
+    again = await c.get("/js/main.js", headers={"If-None-Match": module.headers["etag"]})
+    assert again.status_code == 304 and not again.content
     assert (await c.head("/")).status_code == 200
     assert (await c.get("/healthz")).json() == {"status": "ok"}
     # The API still answers for itself: JSON errors, 405 with Allow, 401 before anything.
