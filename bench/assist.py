@@ -45,7 +45,8 @@ from connectors.base import Author
 from webcare.assist_models import Fingerprint
 from webcare.connections import ConnectorPool
 from webcare.db import Database, Tx
-from webcare.linking import author_key, link_new
+from webcare.linking import link_new
+from webcare.matching import author_key
 from webcare.migrate import upgrade
 from webcare.models import Account, Conversation, Department, Message
 from webcare.normalize import normalise

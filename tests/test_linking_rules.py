@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from connectors.base import Author
-from webcare.linking import author_key, same_question, same_topic
+from webcare.matching import author_key, same_question, same_topic
 from webcare.normalize import normalise
 
 # One person, twice: on two accounts (a cross-post) or again on the same one (a duplicate).

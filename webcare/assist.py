@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import InboundMessage
 from webcare import approval, clusters, linking, routing
-from webcare.access import Actor
-from webcare.assist_models import RoutingRule
+from webcare.access import Actor, conversation_visible
+from webcare.assist_models import ConversationLink, RoutingRule
 from webcare.db import Tx
-from webcare.models import Account
+from webcare.models import Account, Conversation
 
 
 async def new_conversations(tx: Tx, account_id: int, opened: Sequence[tuple[int, InboundMessage]]) -> None:
@@ -46,8 +46,28 @@ async def new_conversations(tx: Tx, account_id: int, opened: Sequence[tuple[int,
 async def conversation_extras(session: AsyncSession, actor: Actor, conversation_id: int) -> dict[str, Any]:
     """What a conversation's page shows besides its messages: links, why it was routed, its surge, reviews."""
     return {
-        "links": await linking.links_of(session, actor, conversation_id),
+        "links": await links_of(session, actor, conversation_id),
         "routing": await routing.route_of(session, conversation_id),
         "cluster": await clusters.cluster_of(session, conversation_id),
         "reviews": await approval.reviews_of_conversation(session, conversation_id),
     }
+
+
+async def links_of(session: AsyncSession, actor: Actor, conversation_id: int) -> list[dict[str, Any]]:
+    """Both directions: the first conversation this one repeats, and those that repeat this one."""
+    L, C = ConversationLink, Conversation
+    out = []
+    outgoing = sa.select(L.linked_id.label("other"), L.kind, L.cluster_id, L.score, sa.true().label("first")) \
+        .where(L.conversation_id == conversation_id)
+    incoming = sa.select(L.conversation_id.label("other"), L.kind, L.cluster_id, L.score, sa.false().label("first")) \
+        .where(L.linked_id == conversation_id)
+    for part in (outgoing, incoming):
+        sub = part.subquery()
+        rows = await session.execute(
+            sa.select(sub, C.status, C.account_id).join(C, C.id == sub.c.other)
+            .where(conversation_visible(actor)).order_by(sub.c.other))
+        for row in rows:
+            out.append({"conversation_id": row.other, "kind": row.kind, "first": bool(row.first),
+                        "cluster_id": row.cluster_id, "score": row.score, "status": row.status,
+                        "account_id": row.account_id})
+    return out

@@ -10,12 +10,10 @@ very same words within the repeat window: a copied complaint) are gathered into 
 around the first conversation once :attr:`Config.surge_min_authors` people did. Each keeps its own
 conversation (and its own answer), so reports count them as usual.
 
-Matching is a score *and* a guard. The score is rapidfuzz's ``token_set_ratio`` of the normalised
-texts (:mod:`webcare.normalize`); the guard refuses "same words, different question": other numbers
-(A10 / A2, 12-AB-34 / 56-CD-78), other names or places (Noord / Zuid, Vondelstraat / Kerkstraat),
-or a swapped content word with little else in common (pay / appeal a parking fine). Candidates are
-narrowed before any fuzzy matching: by author and time (an index), by normalised-text hash, by the
-surge window, and in memory by shared words and compatible numbers.
+Whether two messages ask the same thing is :mod:`webcare.matching`'s to say (a score and a guard).
+Here candidates are narrowed before any fuzzy matching: by author and time (an index), by
+normalised-text hash, by the surge window, and in memory by shared words and compatible numbers;
+the whole page costs three statements (see bench/RESULTS-assist.md).
 """
 
 from __future__ import annotations
@@ -35,21 +33,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import Author
 from webcare import metrics
-from webcare.access import Actor, conversation_visible
 from webcare.assist_models import Cluster, ConversationLink, Fingerprint
 from webcare.db import Tx
+from webcare.matching import COPY_MIN_WORDS, REPEAT_SCORE, SURGE_SCORE, author_key, same_question, same_topic
 from webcare.models import Conversation, Reply, UTCDateTime
-from webcare.normalize import Normalised, fold, normalise
+from webcare.normalize import Normalised, normalise
 
 REPEATS = ("cross_post", "duplicate")
 # The tables themselves for the bulk statements: Core skips the ORM's bookkeeping.
 _FINGERPRINTS = cast(sa.Table, Fingerprint.__table__)
 _LINKS = cast(sa.Table, ConversationLink.__table__)
 _CLUSTERS = cast(sa.Table, Cluster.__table__)
-#: Two words this alike (rapidfuzz ratio) are one word misspelt or inflected: opgehaald / opgehaalt.
-WORD_ALIKE = 80
-#: A copied text joins a surge outside its window only if it says this much ("Coolsingel dicht?" does not).
-COPY_MIN_WORDS = 4
 #: A surge is represented among candidates by its first conversation and this many members.
 REPRESENTATIVES = 8
 #: At most this many alike messages start a surge together (more join it one by one as they come).
@@ -61,11 +55,8 @@ class Config:
     repeat_window: dt.timedelta = dt.timedelta(hours=72)
     surge_window: dt.timedelta = dt.timedelta(hours=3)
     surge_min_authors: int = 3
-    #: token_set_ratio for one person asking the same thing again; high, because a wrong link closes a
-    #: question unanswered, while a missed one only costs a second answer.
-    repeat_score: int = 85
-    #: token_set_ratio for different people about one thing: they word it differently.
-    surge_score: int = 70
+    repeat_score: int = REPEAT_SCORE
+    surge_score: int = SURGE_SCORE
     #: Of the surge window, only the most recent this many conversations are candidates (less the repeats
     #: and older surge members among them): a surge shows among the latest messages (that is what makes
     #: it one), and the cap bounds the cost in the busiest hours.
@@ -75,62 +66,6 @@ class Config:
 
 
 DEFAULT = Config()
-
-
-def author_key(author: Author) -> str:
-    """One person across platforms: the handle without @ and instance, casefolded (jan@social.nl is jan)."""
-    handle = author.handle.strip().lstrip("@").split("@", 1)[0]
-    return fold(handle)[:200] if handle else f"id:{author.id}"[:200]
-
-
-# The comparison
-
-
-def _overlap(a: Normalised, b: Normalised) -> tuple[set[str], set[str], set[str]]:
-    """Shared words, and the words only in a and only in b; a misspelt word counts as shared."""
-    shared = set(a.words & b.words)
-    only_a, only_b = set(a.words - b.words), set(b.words - a.words)
-    for x in sorted(only_a - a.ids):
-        twin = next((y for y in sorted(only_b - b.ids) if fuzz.ratio(x, y) >= WORD_ALIKE), None)
-        if twin is not None:
-            only_a.discard(x)
-            only_b.discard(twin)
-            shared.add(x)
-    return shared, only_a, only_b
-
-
-def same_question(a: Normalised, b: Normalised, min_score: int = DEFAULT.repeat_score) -> int | None:
-    """The score when one person's two messages ask the same thing, else None."""
-    if not a.words or not b.words:
-        return None
-    score = round(fuzz.token_set_ratio(a.text, b.text))
-    if score < min_score:
-        return None
-    shared, only_a, only_b = _overlap(a, b)
-    if (only_a & a.ids) and (only_b & b.ids):
-        return None  # other numbers: another plate, road, date or house
-    if (only_a & a.keys) and (only_b & b.keys):
-        return None  # other names or places
-    if len(shared) < 4 and (only_a - a.ids) and (only_b - b.ids):
-        return None  # a content word swapped with too little else in common: another question
-    return score
-
-
-def same_topic(a: Normalised, b: Normalised, min_score: int = DEFAULT.surge_score) -> int | None:
-    """The score when two people's messages are about the same thing, else None."""
-    if a.ids and b.ids and not (a.ids & b.ids):
-        return None
-    if a.keys and b.keys and not (a.keys & b.words) and not (b.keys & a.words):
-        return None
-    score = round(fuzz.token_set_ratio(a.text, b.text))
-    if score < min_score:
-        return None
-    shared, only_a, only_b = _overlap(a, b)
-    if len(shared) < 2:
-        return None
-    if len(shared) < 4 and len(only_a - a.ids) == 1 and len(only_b - b.ids) == 1:
-        return None  # one word swapped: the same template about another thing
-    return score
 
 
 # Candidates
@@ -528,26 +463,3 @@ async def close_linked(tx: Tx, conversation_id: int, answered_by: int | None) ->
                 answered_by=answered_by)
         await metrics.closed(tx, cid, "resolved")
     return closed
-
-
-# Reading
-
-
-async def links_of(session: AsyncSession, actor: Actor, conversation_id: int) -> list[dict[str, Any]]:
-    """Both directions: the first conversation this one repeats, and those that repeat this one."""
-    L, C = ConversationLink, Conversation
-    out = []
-    outgoing = sa.select(L.linked_id.label("other"), L.kind, L.cluster_id, L.score, sa.true().label("first")) \
-        .where(L.conversation_id == conversation_id)
-    incoming = sa.select(L.conversation_id.label("other"), L.kind, L.cluster_id, L.score, sa.false().label("first")) \
-        .where(L.linked_id == conversation_id)
-    for part in (outgoing, incoming):
-        sub = part.subquery()
-        rows = await session.execute(
-            sa.select(sub, C.status, C.account_id).join(C, C.id == sub.c.other)
-            .where(conversation_visible(actor)).order_by(sub.c.other))
-        for row in rows:
-            out.append({"conversation_id": row.other, "kind": row.kind, "first": bool(row.first),
-                        "cluster_id": row.cluster_id, "score": row.score, "status": row.status,
-                        "account_id": row.account_id})
-    return out
