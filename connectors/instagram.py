@@ -5,7 +5,11 @@ Comments: Instagram pages comments without ``since``, so the cursor remembers ea
 ``replies``); ids seen inside the overlap window keep a re-read from bringing anything twice:
 
     {"since": <unix>, "seen": {"<id>": <unix>}, "media": {"<media id>": <comments_count>},
-     "dms": {"since": <unix>, "seen": {…}} | {"unavailable_until": "<iso>"}}
+     "dms": {"since": <unix>, "seen": {…}} | {"unavailable_until": "<iso>"}, "newest"?: <unix>}
+
+When the usage headers say the quota is nearly spent, a fetch stops before the next changed medium:
+the media not yet read keep their old count and ``since`` stays put (``newest`` waits beside it), so
+the next poll reads them with the same floor instead of skipping their older comments.
 
 Mentions of the account cannot be listed: they arrive only by webhook (``from_webhook``) and are read
 with ``mentioned_comment`` / ``mentioned_media``; replies to them go through ``/{ig-user-id}/mentions``.
@@ -67,11 +71,15 @@ class InstagramConnector:
         floor = since - int(OVERLAP.total_seconds())
         seen: dict[str, Any] = dict(cursor.get("seen") or {})
         known: dict[str, Any] = dict(cursor.get("media") or {})
-        newest = since
+        newest = int(cursor.get("newest") or since)
         found: list[InboundMessage] = []
+        behind = False
         for media_id, (count, caption) in media.items():
             if known.get(media_id) == count:
                 continue
+            if self.graph.busy:
+                behind = True  # the quota is nearly spent: this medium is read at the next poll
+                break
             self._captions[media_id] = caption
             for comment in await self._comments(media_id):
                 at = unix(parse_time(comment.get("timestamp")))
@@ -83,13 +91,17 @@ class InstagramConnector:
                     found.append(self._comment(comment, caption))
             known[media_id] = count
         dms: dict[str, Any] = dict(cursor.get("dms") or {"since": since})
-        if self.direct_messages:
+        if self.direct_messages and not behind:
             got, dms = await self._dms(dms)
             found += got
         found.sort(key=lambda m: m.created_at)
-        cursor = {"since": newest, "seen": prune_seen(seen, newest),
-                  "media": {m: known[m] for m in media if m in known}, "dms": dms}
-        return Page(found, cursor)
+        media_counts = {m: known[m] for m in media if m in known}
+        if behind:
+            # The watermark stays until every changed medium is read, or their older comments would fall
+            # below the floor; what was read meanwhile is in ``seen`` (and its medium's count is stored).
+            return Page(found, {"since": since, "seen": seen, "newest": newest, "media": media_counts, "dms": dms},
+                        has_more=True)
+        return Page(found, {"since": newest, "seen": prune_seen(seen, newest), "media": media_counts, "dms": dms})
 
     async def _media(self) -> dict[str, tuple[int, str]]:
         """The account's recent media: their comment counts and caption excerpts, newest first."""
