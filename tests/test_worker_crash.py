@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -141,6 +142,94 @@ async def test_a_killed_worker_loses_and_doubles_nothing(db_url: str, fake_serve
 
         await until(sent, 60, "the reply to be recorded as sent")
         posts = fake.posts("x", "stadhuis")
+        assert len(posts) == 1, "the reply was not posted again"
+        async with db.read() as s:
+            assert await s.scalar(sa.select(Reply.external_id).where(Reply.id == reply["id"])) == posts[0].id
+        assert len(await messages(db, account_id)) == len(expected)
+    finally:
+        await services.connectors.aclose()
+        await db.dispose()
+
+
+@pytest.mark.parametrize("stream", ["comments", "messenger"])
+async def test_a_killed_worker_loses_and_doubles_nothing_on_facebook(db_url: str, fake_server: FakeServer,
+                                                                     workers: Callable[[str], Worker],
+                                                                     stream: str) -> None:
+    """The same for a Facebook Page: killed while reading comments (or Messenger) and while posting a reply."""
+    fake = fake_server.fake
+    w = fake.graph
+    services = Services.build(make_settings(db_url))
+    db = services.db
+    try:
+        page = w.add_page("stadskantoor", "Stadskantoor")
+        post = w.add_post(page, "Het stadskantoor is vanaf maandag verbouwd.")
+        async with db.write() as tx:
+            dep = Department(name="Publiekszaken")
+            tx.session.add(dep)
+            await tx.session.flush()
+            account = Account(platform="facebook", handle=page.username, name=page.name, department_id=dep.id,
+                              settings={"base_url": f"{fake_server.url}/graph", "page_id": page.id,
+                                        "poll_interval": 1, "messenger": stream == "messenger"},
+                              credentials_encrypted=services.keys.encrypt_credentials(
+                                  {"page_access_token": page.token, "app_secret": page.app_secret}))
+            tx.session.add(account)
+            await tx.session.flush()
+            account_id = account.id
+        agent = await people.create_user(db, UserIn(email="a@crash.test", name="Agent", role="agent"))
+        actor = Actor(agent["id"], agent["email"], agent["name"], "agent", None)
+
+        async def polled_once() -> bool:
+            async with db.read() as s:
+                return await s.scalar(sa.select(Account.cursor).where(Account.id == account_id)) is not None
+
+        first = workers(db_url)
+        await until(polled_once, 60, "the first poll")
+        expected = set()
+        for i in range(25):
+            person = w.person(f"p{i}", f"Persoon {i}")
+            if stream == "comments":
+                expected.add(w.add_comment("facebook", post.id, person.id, f"Melding {i}").id)
+            else:
+                expected.add(w.add_direct_message(page, "messenger", person.id, f"Melding {i}").id)
+        # Mid-poll: the read hangs before Graph has answered anything; kill the worker then.
+        reading = r"/comments$" if stream == "comments" else r"/conversations$"
+        before = len(fake.requests)
+        fake.add_fault("delay", platform="graph", method="GET", path=reading, delay=30, times=1)
+
+        async def fetching() -> bool:
+            return any(re.search(reading, r["path"]) for r in fake.requests[before:])
+
+        await until(fetching, 30, "a poll in flight")
+        first.kill()
+        fake.release()
+        second = workers(db_url)
+
+        async def all_in() -> bool:
+            return len(await messages(db, account_id)) >= len(expected)
+
+        await until(all_in, 60, "every message after the takeover")
+        assert sorted(m.external_id for m in await messages(db, account_id)) == sorted(expected)
+
+        # Mid-send: Graph stores the reply, then hangs before answering; kill the worker then.
+        conversation_id = (await messages(db, account_id))[0].conversation_id
+        posting = r"/comments$" if stream == "comments" else r"/messages$"
+        fake.add_fault("hang_after", platform="graph", method="POST", path=posting, delay=30, times=1)
+        reply = await services.inbox.reply(actor, conversation_id, "Dank u, we zoeken het uit.")
+
+        async def posted() -> bool:
+            return len(fake.posts("facebook", page.username)) == 1
+
+        await until(posted, 30, "the reply to reach the platform")
+        second.kill()
+        fake.release()
+        workers(db_url)
+
+        async def sent() -> bool:
+            async with db.read() as s:
+                return await s.scalar(sa.select(Reply.state).where(Reply.id == reply["id"])) == "sent"
+
+        await until(sent, 60, "the reply to be recorded as sent")
+        posts = fake.posts("facebook", page.username)
         assert len(posts) == 1, "the reply was not posted again"
         async with db.read() as s:
             assert await s.scalar(sa.select(Reply.external_id).where(Reply.id == reply["id"])) == posts[0].id
