@@ -19,8 +19,11 @@ from connectors.fake.graph_webhooks import comment_event, deliver, mention_event
 from tests.conftest import FakeServer, Harness, ServerThread, make_settings
 from tests.test_workers import department, until
 from webcare.app import create_app
+from webcare.connections import ConnectorPool
 from webcare.db import Database
-from webcare.models import Message
+from webcare.models import Message, WebhookDelivery
+from webcare.security import Keys
+from webcare.webhooks import Deliveries
 
 pytestmark = pytest.mark.anyio
 
@@ -150,3 +153,59 @@ async def test_a_bad_signature_gets_401_and_stores_nothing(app: Harness, fake_se
 
     await until(processed, 30, "the valid delivery")
     assert await stored(app.db, account["id"]) == [other.id]
+    async with app.db.read() as s:
+        deliveries = list(await s.scalars(sa.select(WebhookDelivery)))
+    assert [[e["changes"][0]["value"]["comment_id"] for e in d.payload["entry"]] for d in deliveries] == [[other.id]], \
+        "only the valid delivery was stored"
+
+
+async def test_a_delivery_whose_processing_failed_is_processed_by_the_sweep_once(app: Harness,
+                                                                                 fake_server: FakeServer) -> None:
+    """An Instagram mention (which no poll can find) accepted with 200, then reading it back fails: the stored
+    delivery waits, and the sweep brings the mention in once, however often it runs or Meta repeats itself."""
+    account, page = await connect(app, fake_server, "instagram")
+    w = fake_server.fake.graph
+    author = w.person("gerrit")
+    medium = w.add_medium(str(page.ig_user_id), "a post by @gerrit", owner_id=author.id)
+    mention = w.add_comment("instagram", medium.id, author.id, "@gemeente de lantaarnpaal is kapot")
+    fake_server.fake.add_fault("status", platform="graph", method="GET", path=f"/{page.ig_user_id}$", status=503,
+                               times=1)
+    assert await deliver(f"{app.url}/webhooks/meta", page.app_secret, [mention_event(page, mention)]) == [200]
+
+    async def failed() -> bool:
+        async with app.db.read() as s:
+            delivery = await s.scalar(sa.select(WebhookDelivery))
+        return delivery is not None and delivery.last_error is not None
+
+    await until(failed, 30, "the first attempt to fail")
+    assert await stored(app.db, account["id"]) == []
+    pool = ConnectorPool(Keys(app.settings.secret_key), timeout=5)
+    sweeper = Deliveries(app.db, pool, lease_seconds=30)
+    try:
+        assert await sweeper.sweep() == 0, "the failed delivery waits for its backoff"
+        async with app.db.write() as tx:
+            await tx.session.execute(sa.update(WebhookDelivery).values(next_attempt_at=tx.now))
+        assert await sweeper.sweep() == 1
+        assert await stored(app.db, account["id"]) == [mention.id]
+        async with app.db.read() as s:
+            [delivery] = list(await s.scalars(sa.select(WebhookDelivery)))
+        assert delivery.done and delivery.done_at is not None and delivery.attempts == 2 and delivery.last_error is None
+        assert delivery.payload["entry"][0]["changes"][0]["value"] == {"media_id": medium.id, "comment_id": mention.id}
+        async with app.db.write() as tx:
+            await tx.session.execute(sa.update(WebhookDelivery).values(next_attempt_at=tx.now))
+        assert await sweeper.sweep() == 0, "a done delivery is not taken again"
+        # Meta delivers it once more, and the repeat is swept too: still one message.
+        assert await deliver(f"{app.url}/webhooks/meta", page.app_secret, [mention_event(page, mention)]) == [200]
+
+        async def both_done() -> bool:
+            async with app.db.read() as s:
+                return list(await s.scalars(sa.select(WebhookDelivery.done))) == [True, True]
+
+        await until(both_done, 30, "the repeated delivery to be processed")
+        assert await stored(app.db, account["id"]) == [mention.id]
+        async with app.db.read() as s:
+            [message] = list(await s.scalars(sa.select(Message).where(Message.account_id == account["id"])))
+        assert "lantaarnpaal" in message.text
+    finally:
+        await pool.aclose()
+

@@ -13,14 +13,16 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import SECRET, FakeServer, make_settings
+from connectors.fake.graph_webhooks import deliver, mention_event
+from tests.conftest import SECRET, FakeServer, free_port, make_settings
 from webcare import people
 from webcare.access import Actor
 from webcare.db import Database
-from webcare.models import Account, Department, Message, Reply
+from webcare.models import Account, Department, Message, Reply, WebhookDelivery
 from webcare.schemas import UserIn
 from webcare.services import Services
 
@@ -38,11 +40,12 @@ async def until(check: Callable[[], Awaitable[bool]], within: float, what: str) 
 class Worker:
     """`webcare worker` as a real process, with short leases so a dead one is taken over quickly."""
 
-    def __init__(self, db_url: str, log: Path) -> None:
+    def __init__(self, db_url: str, log: Path, command: tuple[str, ...] = ("worker",)) -> None:
         self.log = log.open("ab")
         env = dict(os.environ, WEBCARE_DATABASE_URL=db_url, WEBCARE_SECRET_KEY=SECRET,
-                   WEBCARE_POLL_LEASE_SECONDS="2", WEBCARE_SEND_LEASE_SECONDS="2", WEBCARE_LOG_LEVEL="warning")
-        self.proc = subprocess.Popen([sys.executable, "-m", "webcare", "worker"], env=env,
+                   WEBCARE_POLL_LEASE_SECONDS="2", WEBCARE_SEND_LEASE_SECONDS="2", WEBCARE_WEBHOOK_LEASE_SECONDS="2",
+                   WEBCARE_WEBHOOK_SWEEP_SECONDS="0.2", WEBCARE_LOG_LEVEL="warning")
+        self.proc = subprocess.Popen([sys.executable, "-m", "webcare", *command], env=env,
                                      stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def kill(self) -> None:
@@ -60,11 +63,11 @@ class Worker:
 
 
 @pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Callable[[str], Worker]]:
+def workers(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     started: list[Worker] = []
 
-    def start(db_url: str) -> Worker:
-        started.append(Worker(db_url, tmp_path / "workers.log"))
+    def start(db_url: str, command: tuple[str, ...] = ("worker",)) -> Worker:
+        started.append(Worker(db_url, tmp_path / "workers.log", command))
         return started[-1]
 
     yield start
@@ -234,6 +237,72 @@ async def test_a_killed_worker_loses_and_doubles_nothing_on_facebook(db_url: str
         async with db.read() as s:
             assert await s.scalar(sa.select(Reply.external_id).where(Reply.id == reply["id"])) == posts[0].id
         assert len(await messages(db, account_id)) == len(expected)
+    finally:
+        await services.connectors.aclose()
+        await db.dispose()
+
+
+async def test_a_webhook_delivery_outlives_the_process_that_answered_it(db_url: str, fake_server: FakeServer,
+                                                                       workers: Callable[..., Worker]) -> None:
+    """An Instagram mention (which no poll can find) is answered 200 by `webcare serve`, which is killed while it
+    reads the mention back; a `webcare worker` started afterwards sweeps the stored delivery: the mention is in
+    the inbox exactly once."""
+    fake = fake_server.fake
+    w = fake.graph
+    services = Services.build(make_settings(db_url))
+    db = services.db
+    try:
+        page = w.add_page("gemeente-pagina", "Gemeente", instagram="gemeente.nl")
+        async with db.write() as tx:
+            dep = Department(name="Communicatie")
+            tx.session.add(dep)
+            await tx.session.flush()
+            account = Account(platform="instagram", handle="gemeente.nl", name="Gemeente", department_id=dep.id,
+                              settings={"base_url": f"{fake_server.url}/graph", "ig_user_id": page.ig_user_id,
+                                        "page_id": page.id, "poll_interval": 3600},
+                              credentials_encrypted=services.keys.encrypt_credentials(
+                                  {"access_token": page.token, "app_secret": page.app_secret}))
+            tx.session.add(account)
+            await tx.session.flush()
+            account_id = account.id
+        port = free_port()
+        server = workers(db_url, ("serve", "--no-workers", "--port", str(port)))
+        url = f"http://127.0.0.1:{port}/webhooks/meta"
+
+        async def serving() -> bool:
+            try:
+                async with httpx.AsyncClient(timeout=2) as client:
+                    return (await client.get(url)).status_code == 403
+            except httpx.TransportError:
+                return False
+
+        await until(serving, 60, "webcare serve to answer")
+        author = w.person("henk")
+        medium = w.add_medium(str(page.ig_user_id), "a post by @henk", owner_id=author.id)
+        mention = w.add_comment("instagram", medium.id, author.id, "@gemeente.nl de stoep ligt open")
+        before = len(fake.requests)
+        reading = f"/{page.ig_user_id}$"
+        fake.add_fault("delay", platform="graph", method="GET", path=reading, delay=30, times=1)
+        assert await deliver(url, page.app_secret, [mention_event(page, mention)]) == [200]
+
+        async def reading_back() -> bool:
+            return any(re.search(reading, r["path"]) for r in fake.requests[before:])
+
+        await until(reading_back, 30, "the delivery's processing in flight")
+        server.kill()
+        fake.release()
+        assert await messages(db, account_id) == []
+        async with db.read() as s:
+            [delivery] = list(await s.scalars(sa.select(WebhookDelivery)))
+        assert not delivery.done, "accepted and stored, not processed"
+        workers(db_url)
+
+        async def swept() -> bool:
+            async with db.read() as s:
+                return await s.scalar(sa.select(WebhookDelivery.done)) is True
+
+        await until(swept, 60, "the sweep to process the delivery")
+        assert [m.external_id for m in await messages(db, account_id)] == [mention.id]
     finally:
         await services.connectors.aclose()
         await db.dispose()

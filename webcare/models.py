@@ -265,3 +265,23 @@ class EventCounter(Base):
 # Tables of their own modules, imported here so that Base.metadata (and Alembic) always has them.
 from webcare import assist_models as assist_models  # noqa: E402
 from webcare import metrics_models  # noqa: E402, F401
+
+
+class WebhookDelivery(Base):
+    """A verified webhook delivery's entries for one account, stored before the platform gets its 200 and
+    kept until processed: the fast path processes it at once, the sweep whatever a crash or failure left."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (sa.Index("ix_webhook_deliveries_due", "done", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    #: ``{"object": "page" | "instagram", "entry": [...]}``: the delivery's entries for this account.
+    payload: Mapped[dict[str, Any]]
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: When the sweep may take it: a lease while someone processes it, a backoff after a failure.
+    next_attempt_at: Mapped[dt.datetime]
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    done: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    done_at: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(sa.Text)

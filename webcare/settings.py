@@ -60,6 +60,10 @@ class Settings:
     poll_lease_seconds: float = 120.0
     #: How long a reply may stay 'sending' before another worker reconciles it.
     send_lease_seconds: float = 60.0
+    #: How long a webhook delivery may stay unprocessed after it was accepted before the sweep takes it up.
+    webhook_lease_seconds: float = 60.0
+    #: How often the workers look for webhook deliveries left unprocessed.
+    webhook_sweep_seconds: float = 5.0
     log_level: str = "info"
     #: The organisation's time zone: the days of the metrics, and business hours unless they name their own.
     timezone: str = "Europe/Amsterdam"
@@ -112,6 +116,8 @@ class Settings:
             live_buffer_size=_int(env, "WEBCARE_LIVE_BUFFER_SIZE", cls.live_buffer_size),
             poll_lease_seconds=_float(env, "WEBCARE_POLL_LEASE_SECONDS", cls.poll_lease_seconds),
             send_lease_seconds=_float(env, "WEBCARE_SEND_LEASE_SECONDS", cls.send_lease_seconds),
+            webhook_lease_seconds=_float(env, "WEBCARE_WEBHOOK_LEASE_SECONDS", cls.webhook_lease_seconds),
+            webhook_sweep_seconds=_float(env, "WEBCARE_WEBHOOK_SWEEP_SECONDS", cls.webhook_sweep_seconds),
             log_level=env.get("WEBCARE_LOG_LEVEL", cls.log_level),
             timezone=env.get("WEBCARE_TIMEZONE") or cls.timezone,
             sla_sweep_seconds=_float(env, "WEBCARE_SLA_SWEEP_SECONDS", cls.sla_sweep_seconds),

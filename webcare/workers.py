@@ -46,6 +46,8 @@ class Workers:
         if self.with_connectors:
             self._tasks.append(asyncio.create_task(self.poller.run(), name="poller"))
             self._tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
+            self._tasks.append(asyncio.create_task(
+                self.services.deliveries.run(self.services.settings.webhook_sweep_seconds), name="webhook-sweeper"))
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -6,16 +6,17 @@ the raw body under the ``app_secret`` of an account, compared in constant time b
 parsed; anything else is 401 and nothing is stored. Each entry goes to the account whose ``page_id``
 (object ``page``) or ``ig_user_id`` (object ``instagram``) is its id and whose secret signed it.
 
-The answer (200) goes out at once; the work comes after it: the connector reads each announced comment
-or message back from Graph (so a webhook stores exactly what polling would), ingest stores it (the
-unique external id makes a repeated or reordered delivery store nothing new) and the account's next
-poll is brought forward. Deliveries are at least once and unordered, and a lost one is never replayed:
-the reconciling poll stays the source of truth.
+Each account's entries are stored (``webcare.webhooks``) in one short transaction before the answer
+(200) goes out; the work comes after it: the connector reads each announced comment or message back
+from Graph (so a webhook stores exactly what polling would), ingest stores it (the unique external id
+makes a repeated or reordered delivery store nothing new), the delivery is marked done and the
+account's next poll is brought forward. A delivery whose processing failed or whose process died is
+taken up again by the workers' sweep. The reconciling poll stays the source of truth for what Meta
+never delivered.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import hmac
 import json
@@ -29,19 +30,14 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from connectors.base import ConnectorError, InboundMessage
 from webcare.api import services
-from webcare.db import Tx
 from webcare.http import ok, read_body
-from webcare.ingest import store_page
 from webcare.models import Account
 from webcare.services import Services
 
 log = logging.getLogger(__name__)
 
 _SIGNATURE = re.compile(r"sha256=([0-9a-fA-F]{64})")
-#: How soon after a delivery the account's reconciling poll runs.
-POKE_DELAY = dt.timedelta(seconds=5)
 OBJECTS = {"page": ("facebook", "page_id"), "instagram": ("instagram", "ig_user_id")}
 
 
@@ -100,44 +96,13 @@ async def receive(request: Request) -> Response:
                 work.setdefault(account.id, []).append(entry)
     if not work:
         return ok({"received": 0})
+    # Stored before the answer, in one short transaction: a process that dies after the 200 leaves the
+    # delivery to the workers' sweep instead of losing it (Instagram mentions come no other way).
+    ids = await svc.deliveries.accept({account_id: {"object": payload.get("object"), "entry": entries}
+                                       for account_id, entries in work.items()})
     response = ok({"received": sum(len(e) for e in work.values())})
-    response.background = BackgroundTask(process, svc, work)
+    response.background = BackgroundTask(svc.deliveries.process_all, ids)
     return response
-
-
-async def process(svc: Services, work: dict[int, list[dict[str, Any]]]) -> None:
-    """Read the announced items back, store them and bring each account's poll forward.
-
-    store_page takes the account's row lock, so two deliveries of one thread (a comment and the reply
-    under it) find each other instead of opening two conversations, in any number of processes."""
-    for account_id, entries in work.items():
-        await _process_one(svc, account_id, entries)
-
-
-async def _process_one(svc: Services, account_id: int, entries: list[dict[str, Any]]) -> None:
-    try:
-        async with svc.db.read() as s:
-            account = await s.get(Account, account_id)
-        if account is None:
-            return
-        messages: list[InboundMessage] = []
-        try:
-            reader = getattr(svc.connectors.get(account), "from_webhook", None)
-            messages = await reader(entries) if reader is not None else []
-        except ConnectorError as e:
-            log.warning("webhook for account %s: reading it back failed (%s); the poll will catch up",
-                        account_id, e)
-        await store_page(svc.db, account_id, messages, _poke(account_id))
-    except Exception:
-        log.exception("processing a webhook delivery for account %s failed", account_id)
-
-
-def _poke(account_id: int) -> Any:
-    async def apply(tx: Tx) -> None:
-        soon = tx.now + POKE_DELAY
-        await tx.session.execute(sa.update(Account).where(Account.id == account_id, Account.next_poll_at > soon)
-                                 .values(next_poll_at=soon))
-    return apply
 
 
 ROUTES = [Route("/webhooks/meta", verify_subscription, methods=["GET"]),
