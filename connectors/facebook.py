@@ -17,6 +17,7 @@ among the page's replies in that thread. ``set_hidden`` hides or unhides a comme
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,6 +33,8 @@ from connectors.graph_threads import (
     prune_seen,
     with_context,
 )
+
+log = logging.getLogger(__name__)
 
 COMMENT_FIELDS = "id,message,created_time,from{id,name},parent{id,message,from{id,name}}"
 FIND_PAGES = 5
@@ -165,7 +168,11 @@ class FacebookConnector:
                     continue
                 if str((value.get("from") or {}).get("id")) == self.page_id:
                     continue
-                comment = await self.graph.get(f"/{value['comment_id']}", fields=COMMENT_FIELDS)
+                try:
+                    comment = await self.graph.get(f"/{value['comment_id']}", fields=COMMENT_FIELDS)
+                except Permanent as e:  # deleted meanwhile, or hidden from us: the delivery's other items go on
+                    log.info("Facebook webhook comment %s cannot be read back: %s", value.get("comment_id"), e)
+                    continue
                 parents[str(comment["id"])] = _parent_id(comment)
                 excerpt = await self._post_excerpt(str(value.get("post_id") or ""))
                 found.append(await self._comment(comment, parents, excerpt))

@@ -20,6 +20,7 @@ without ``instagram_manage_messages`` (a permission error) they rest for a day w
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,6 +36,8 @@ from connectors.graph_threads import (
     prune_seen,
     with_context,
 )
+
+log = logging.getLogger(__name__)
 
 COMMENT_FIELDS = "id,text,timestamp,username,from{id,username},parent_id"
 REPLY_FIELDS = "id,text,timestamp,username,from{id,username}"
@@ -165,14 +168,18 @@ class InstagramConnector:
             for change in entry.get("changes") or []:
                 value = change.get("value") or {}
                 field = change.get("field")
-                if field == "comments" and value.get("id"):
-                    if str((value.get("from") or {}).get("id")) == self.ig_user_id:
-                        continue
-                    found.append(await self._read_comment(str(value["id"]), (value.get("media") or {}).get("id")))
-                elif field == "mentions" and value.get("media_id"):
-                    mention = await self._mention(str(value["media_id"]), value.get("comment_id"))
-                    if mention is not None:
-                        found.append(mention)
+                try:
+                    if field == "comments" and value.get("id"):
+                        if str((value.get("from") or {}).get("id")) == self.ig_user_id:
+                            continue
+                        found.append(await self._read_comment(str(value["id"]),
+                                                              (value.get("media") or {}).get("id")))
+                    elif field == "mentions" and value.get("media_id"):
+                        mention = await self._mention(str(value["media_id"]), value.get("comment_id"))
+                        if mention is not None:
+                            found.append(mention)
+                except Permanent as e:  # deleted meanwhile, or not ours to see: the delivery's other items go on
+                    log.info("Instagram webhook item %s cannot be read back: %s", value, e)
             for event in entry.get("messaging") or []:
                 message = event.get("message") or {}
                 sender = str((event.get("sender") or {}).get("id") or "")

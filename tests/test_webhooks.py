@@ -209,3 +209,23 @@ async def test_a_delivery_whose_processing_failed_is_processed_by_the_sweep_once
     finally:
         await pool.aclose()
 
+
+async def test_an_item_deleted_before_it_is_read_back_does_not_hold_up_the_rest(app: Harness,
+                                                                                 fake_server: FakeServer) -> None:
+    account, page = await connect(app, fake_server)
+    w = fake_server.fake.graph
+    post = w.add_post(page, "Werkzaamheden aan de dijk")
+    gone = w.add_comment("facebook", post.id, w.person("ilse").id, "Spam spam spam")
+    kept = w.add_comment("facebook", post.id, w.person("jan").id, "Tot wanneer?")
+    delivery = comment_event(w, gone)
+    delivery["entry"] += comment_event(w, kept)["entry"]
+    with fake_server.fake.lock:
+        del w.comments[gone.id]  # removed by its author before we read it back
+    assert await deliver(f"{app.url}/webhooks/meta", page.app_secret, [delivery]) == [200]
+
+    async def done() -> bool:
+        async with app.db.read() as s:
+            return await s.scalar(sa.select(WebhookDelivery.done)) is True
+
+    await until(done, 30, "the delivery to be processed")
+    assert await stored(app.db, account["id"]) == [kept.id]
