@@ -247,8 +247,13 @@ class InstagramConnector:
         if kind == "igdm" and self.page_id:
             return await messaging.find(self.graph, self.page_id, "instagram", parts[0], reply.text,
                                         {self.ig_user_id, self.page_id}, reply.in_reply_to)
+        if kind == "mention":
+            # Our reply lives on someone else's media, which we cannot list: posting again could double it,
+            # so a person looks on Instagram instead.
+            raise Permanent("whether this reply to a mention reached Instagram cannot be checked; "
+                            "look on Instagram before sending it again")
         if kind != "comment":
-            return None  # a mention's reply lives on someone else's media, which we cannot list
+            return None
         floor = None
         if reply.in_reply_to:
             answered = await self.graph.get(f"/{reply.in_reply_to}", fields="id,timestamp")
