@@ -56,7 +56,7 @@ Object.assign(MESSAGES.en, {
   "similar.answer_by": "Answer by {name}", "similar.use": "Use this answer",
   "similar.used": "The answer is in the composer.", "similar.open": "#{id}",
 
-  "reply.draft": "Sent back",
+  "reply.draft": "Sent back", "done.awaiting_approval": "Reply submitted; it waits for approval.",
 
   "error.four_eyes": "Someone else must approve your own reply.",
   "error.saved_reply_exists": "That department already has a saved reply with this title.",
@@ -118,7 +118,7 @@ Object.assign(MESSAGES.nl, {
   "similar.answer_by": "Antwoord van {name}", "similar.use": "Dit antwoord gebruiken",
   "similar.used": "Het antwoord staat in het antwoordveld.", "similar.open": "#{id}",
 
-  "reply.draft": "Teruggestuurd",
+  "reply.draft": "Teruggestuurd", "done.awaiting_approval": "Antwoord ingediend; het wacht op goedkeuring.",
 
   "error.four_eyes": "Iemand anders moet je eigen antwoord goedkeuren.",
   "error.saved_reply_exists": "Die afdeling heeft al een standaardantwoord met deze titel.",
