@@ -125,10 +125,13 @@ async def test_a_draft_is_checked_without_being_sent(server: Harness) -> None:
     check = r.json()
     assert check["ok"] is False and check["text"] == "Helaas is dat niet mogelijk. ^KJ"
     assert check["length"] == 32 and check["limit"] == 30
+    assert check["signature"] == "^KJ" and check["signature_added"] is True
     assert [p["rule"] for p in check["problems"]] == ["banned_phrase", "too_long"]
     assert check["approval"] == {"required": False, "rules": []}
     good = (await agent.post(f"/api/conversations/{conv}/replies/check", json={"text": "Dat kan online."})).json()
     assert good["ok"] is True and good["problems"] == []
+    signed = (await agent.post(f"/api/conversations/{conv}/replies/check", json={"text": "Dat kan. ^KJ"})).json()
+    assert signed["text"] == "Dat kan. ^KJ" and signed["signature_added"] is False, "signed already: not twice"
     assert await stored(server, conv) == (0, 0), "checking stores nothing"
     detail = (await agent.get(f"/api/conversations/{conv}")).json()
     assert detail["status"] == "open" and detail["claimed_by"] is None, "checking claims nothing"

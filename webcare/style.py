@@ -62,10 +62,13 @@ class Draft:
     length: int
     limit: int | None
     problems: list[dict[str, Any]]
+    #: The signature as rendered for this reply, and whether it was added (not when the text ends with it).
+    signature: str | None = None
+    signature_added: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return {"ok": not self.problems, "text": self.text, "length": self.length, "limit": self.limit,
-                "problems": self.problems}
+                "problems": self.problems, "signature": self.signature, "signature_added": self.signature_added}
 
 
 def style_json(s: HouseStyle | None) -> dict[str, Any] | None:
@@ -195,7 +198,7 @@ def compose(text: str, style: Style, values: Mapping[str, str], account: Account
         problems.append({"rule": "too_long", "length": length, "limit": style.max_length,
                          "message": f"the reply is {length} characters with its signature; "
                                     f"{account.name} allows {style.max_length}"})
-    return Draft(final, length, style.max_length, problems)
+    return Draft(final, length, style.max_length, problems, signature, final != text.rstrip())
 
 
 async def check(session: AsyncSession, agent_name: str, conversation: Conversation, account: Account,

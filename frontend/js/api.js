@@ -35,7 +35,8 @@ export function onLoggedOut(fn) {
   listeners.add(fn);
 }
 
-export async function api(method, path, body) {
+/** `signal` (an AbortSignal) cancels a request that is no longer wanted: it throws ApiError code "aborted". */
+export async function api(method, path, body, { signal } = {}) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (method !== "GET" && method !== "HEAD" && !(method === "POST" && path === "/api/session")) {
@@ -45,10 +46,11 @@ export async function api(method, path, body) {
   let response;
   try {
     response = await fetch(path, {
-      method, headers, credentials: "same-origin",
+      method, headers, credentials: "same-origin", signal,
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (e) {
+    if (signal && signal.aborted) throw new ApiError(0, "aborted", "cancelled");
     throw new ApiError(0, "network", e instanceof Error ? e.message : String(e));
   }
   if (response.status === 204) return null;

@@ -221,6 +221,7 @@ export class Composer {
       localStorage.removeItem(this.draftKey(id, mode));
       if (this.detail && this.detail.id === id && this.mode === mode) this.textarea.value = "";
       this.stopTyping();
+      this.renderHints(); // an emptied composer has nothing left to hint about
     } else if (done) {
       this.blocked.textContent = errorText(done);
       this.blocked.hidden = false;

@@ -279,8 +279,8 @@ export class ConversationPane {
         await post(`/api/conversations/${id}/notes`, { text });
         announce(t("done.noted"));
       } else {
-        await post(`/api/conversations/${id}/replies`, { text });
-        announce(t("done.queued"));
+        const { reply } = await post(`/api/conversations/${id}/replies`, { text });
+        announce(t(reply && reply.state === "awaiting_approval" ? "done.awaiting_approval" : "done.queued"));
       }
       this.inbox.queueRefresh(id);
       this.inbox.scheduleViews();

@@ -81,6 +81,11 @@ export function options(pairs, selected) {
 
 /** The words for an API error, in the person's language where we know the code. */
 export function errorText(error) {
+  // A reply the house style refuses: the broken rule, in the person's language (see messages_assist.js).
+  const problem = error && error.details && Array.isArray(error.details.problems) ? error.details.problems[0] : null;
+  if (problem && problem.rule && t(`style.${problem.rule}`) !== `style.${problem.rule}`) {
+    return t(`style.${problem.rule}`, problem);
+  }
   const known = error && error.code ? t(`error.${error.code}`) : null;
   if (known && known !== `error.${error.code}`) {
     const who = error.details && error.details.claimed_by && error.details.claimed_by.name;
