@@ -45,7 +45,7 @@ async def run_ingest(db: Database, fake_url: str, n: int) -> float:
         tx.session.add(dep)
         await tx.session.flush()
         account = Account(platform="mastodon", handle=handle, name=handle, department_id=dep.id,
-                          settings={"base_url": f"{fake_url}/mastodon", "page_size": 40, "poll_interval": 1},
+                          settings={"base_url": f"{fake_url}/mastodon", "poll_interval": 1},
                           credentials_encrypted=keys.encrypt_credentials({"access_token": token}))
         tx.session.add(account)
         await tx.session.flush()

@@ -47,7 +47,7 @@ class MastodonConnector:
     platform = "mastodon"
 
     def __init__(self, http: httpx.AsyncClient, access_token: str, *, base_url: str | None = None,
-                 page_size: int = 40, reply_max_length: int = 500, owns_http: bool = False) -> None:
+                 page_size: int = 80, reply_max_length: int = 500, owns_http: bool = False) -> None:
         """``base_url`` (the instance root) prefixes every path; without it ``http``'s own base_url applies."""
         if not 1 <= page_size <= 80:
             raise ValueError("Mastodon serves 1 to 80 notifications per page")

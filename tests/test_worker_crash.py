@@ -4,6 +4,7 @@ nothing is lost and nothing is doubled."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import re
 import signal
@@ -40,11 +41,13 @@ async def until(check: Callable[[], Awaitable[bool]], within: float, what: str) 
 class Worker:
     """`webcare worker` as a real process, with short leases so a dead one is taken over quickly."""
 
-    def __init__(self, db_url: str, log: Path, command: tuple[str, ...] = ("worker",)) -> None:
+    def __init__(self, db_url: str, log: Path, command: tuple[str, ...] = ("worker",),
+                 lease_seconds: float = 2) -> None:
         self.log = log.open("ab")
-        env = dict(os.environ, WEBCARE_DATABASE_URL=db_url, WEBCARE_SECRET_KEY=SECRET,
-                   WEBCARE_POLL_LEASE_SECONDS="2", WEBCARE_SEND_LEASE_SECONDS="2", WEBCARE_WEBHOOK_LEASE_SECONDS="2",
-                   WEBCARE_WEBHOOK_SWEEP_SECONDS="0.2", WEBCARE_LOG_LEVEL="warning")
+        lease = str(lease_seconds)
+        env = dict(os.environ, WEBCARE_DATABASE_URL=db_url, WEBCARE_SECRET_KEY=SECRET, WEBCARE_LOG_LEVEL="warning",
+                   WEBCARE_POLL_LEASE_SECONDS=lease, WEBCARE_SEND_LEASE_SECONDS=lease,
+                   WEBCARE_WEBHOOK_LEASE_SECONDS=lease, WEBCARE_WEBHOOK_SWEEP_SECONDS="0.2")
         self.proc = subprocess.Popen([sys.executable, "-m", "webcare", *command], env=env,
                                      stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -66,8 +69,8 @@ class Worker:
 def workers(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     started: list[Worker] = []
 
-    def start(db_url: str, command: tuple[str, ...] = ("worker",)) -> Worker:
-        started.append(Worker(db_url, tmp_path / "workers.log", command))
+    def start(db_url: str, command: tuple[str, ...] = ("worker",), lease_seconds: float = 2) -> Worker:
+        started.append(Worker(db_url, tmp_path / "workers.log", command, lease_seconds))
         return started[-1]
 
     yield start
@@ -82,7 +85,7 @@ async def messages(db: Database, account_id: int) -> list[Message]:
 
 
 async def test_a_killed_worker_loses_and_doubles_nothing(db_url: str, fake_server: FakeServer,
-                                                         workers: Callable[[str], Worker]) -> None:
+                                                         workers: Callable[..., Worker]) -> None:
     fake = fake_server.fake
     services = Services.build(make_settings(db_url))
     db = services.db
@@ -156,7 +159,7 @@ async def test_a_killed_worker_loses_and_doubles_nothing(db_url: str, fake_serve
 
 @pytest.mark.parametrize("stream", ["comments", "messenger"])
 async def test_a_killed_worker_loses_and_doubles_nothing_on_facebook(db_url: str, fake_server: FakeServer,
-                                                                     workers: Callable[[str], Worker],
+                                                                     workers: Callable[..., Worker],
                                                                      stream: str) -> None:
     """The same for a Facebook Page: killed while reading comments (or Messenger) and while posting a reply."""
     fake = fake_server.fake
@@ -303,6 +306,74 @@ async def test_a_webhook_delivery_outlives_the_process_that_answered_it(db_url: 
 
         await until(swept, 60, "the sweep to process the delivery")
         assert [m.external_id for m in await messages(db, account_id)] == [mention.id]
+    finally:
+        await services.connectors.aclose()
+        await db.dispose()
+
+
+async def test_two_worker_processes_never_poll_one_account_at_once(db_url: str, fake_server: FakeServer,
+                                                                   workers: Callable[..., Worker]) -> None:
+    """Two `webcare worker` processes on one database share six accounts: every fetch of an account's
+    notifications ends before the next one for that account starts, both processes poll, and every
+    mention is stored once."""
+    fake = fake_server.fake
+    services = Services.build(make_settings(db_url))
+    db = services.db
+    handles = [f"dienst{i}" for i in range(6)]
+    try:
+        async with db.write() as tx:
+            dep = Department(name="Dienstverlening")
+            tx.session.add(dep)
+            await tx.session.flush()
+            for handle in handles:
+                token = fake.add_mastodon_account(handle).access_token
+                tx.session.add(Account(
+                    platform="mastodon", handle=handle, name=handle, department_id=dep.id,
+                    settings={"base_url": fake_server.mastodon_url, "poll_interval": 1, "page_size": 5},
+                    credentials_encrypted=services.keys.encrypt_credentials({"access_token": token})))
+        # Every fetch takes a while, so that two processes polling one account at once would overlap.
+        fake.add_fault("delay", platform="mastodon", path="/notifications", delay=0.15, times=None)
+        # Long leases: this is about sharing, not taking over from a dead worker (the test above).
+        pids = {workers(db_url, lease_seconds=60).proc.pid for _ in range(2)}
+        expected: set[str] = set()
+        owners: set[str] = set()
+
+        async def stored() -> set[str]:
+            async with db.read() as s:
+                return set(await s.scalars(sa.select(Message.external_id).where(Message.direction == "in")))
+
+        async def polled_by_both() -> bool:
+            async with db.read() as s:
+                owners.update(o for o in await s.scalars(sa.select(Account.poll_owner)) if o)
+            return {int(o.split(":")[1]) for o in owners} == pids
+
+        await until(polled_by_both, 60, "both workers to poll")
+        for round_ in range(3):  # mentions arrive while both poll, several pages an account
+            for i, handle in enumerate(handles):
+                for n in range(7):
+                    expected.add(fake.inject_mastodon_mention(handle, f"Vraag {round_}-{i}-{n}",
+                                                              author=f"p{n}@social.example").id)
+
+            async def all_in() -> bool:
+                return expected <= await stored()
+
+            await until(all_in, 60, f"round {round_ + 1} of mentions")
+        async with db.read() as s:
+            rows = (await s.execute(sa.select(Message.external_id, sa.func.count()).where(Message.direction == "in")
+                                    .group_by(Message.external_id))).all()
+        assert {external_id for external_id, _ in rows} == expected
+        assert all(n == 1 for _, n in rows), "a mention stored twice"
+
+        fetches: dict[str, list[tuple[float, float]]] = {}
+        for r in list(fake.requests):
+            if r["platform"] == "mastodon" and r["path"].endswith("/notifications") and r["ended"] is not None:
+                fetches.setdefault(r["account"], []).append((r["started"], r["ended"]))
+        assert set(fetches) == set(handles)
+        for handle, spans in fetches.items():
+            spans.sort()
+            assert len(spans) >= 4, f"{handle} was polled only {len(spans)} times"
+            for (_, ended), (started, _) in itertools.pairwise(spans):
+                assert started >= ended, f"two fetches of {handle} in flight at once"
     finally:
         await services.connectors.aclose()
         await db.dispose()

@@ -101,17 +101,24 @@ async def conversation_item(session: AsyncSession, conversation: ConversationRow
 
 def message_json(m: Message, reply: Reply | None, user_name: str | None) -> dict[str, Any]:
     if m.direction == "in":
-        author: dict[str, Any] = {"type": "public", "id": m.author_external_id, "handle": m.author_handle,
-                                  "name": m.author_name}
-    else:
-        author = {"type": "user", "id": m.user_id, "name": user_name}
-    out = {"id": m.id, "direction": m.direction, "text": m.text, "author": author,
+        return inbound_json(m.id, m.text, m.author_external_id, m.author_handle, m.author_name, m.created_at,
+                            m.external_id, m.in_reply_to)
+    out = {"id": m.id, "direction": m.direction, "text": m.text,
+           "author": {"type": "user", "id": m.user_id, "name": user_name},
            "created_at": iso(m.created_at), "external_id": m.external_id, "in_reply_to": m.in_reply_to,
            "state": reply.state if reply else None}
     if reply is not None:
         out["reply"] = {"id": reply.id, "state": reply.state, "error": reply.last_error,
                         "sent_at": iso(reply.sent_at), "attempts": reply.attempts}
     return out
+
+
+def inbound_json(message_id: int, text: str, author_id: str | None, handle: str | None, name: str | None,
+                 created_at: dt.datetime, external_id: str | None, in_reply_to: str | None) -> dict[str, Any]:
+    """A message from the public as :func:`message_json` shows it, from its values (ingest has no Message)."""
+    return {"id": message_id, "direction": "in", "text": text,
+            "author": {"type": "public", "id": author_id, "handle": handle, "name": name},
+            "created_at": iso(created_at), "external_id": external_id, "in_reply_to": in_reply_to, "state": None}
 
 
 async def list_queue(db: Database, actor: Actor, f: QueueFilter) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from connectors.base import InboundMessage
 from webcare import metrics
 from webcare.assist import new_conversations as assist_new_conversations
-from webcare.conversations import message_json
+from webcare.conversations import inbound_json, message_json
 from webcare.db import Database, Tx
 from webcare.models import Account, Conversation, Message
 
@@ -69,16 +69,11 @@ async def store_page(db: Database, account_id: int, messages: Sequence[InboundMe
             async with db.write() as tx:
                 # One writer per account at a time, across processes (SQLite has one writer anyway):
                 # a reply stored beside the message it answers would not see it and open a second conversation.
-                await tx.session.execute(sa.select(Account.id).where(Account.id == account_id).with_for_update())
-                known = set(await tx.session.scalars(
-                    sa.select(Message.external_id)
-                    .where(Message.account_id == account_id,
-                           Message.external_id.in_([m.external_id for m in ordered]))
-                )) if ordered else set()
+                department_id, known = await _lock_account(tx.session, account_id, [m.external_id for m in ordered])
                 new = [m for m in ordered if m.external_id not in known]
                 linked = await _continuing(tx.session, account_id, new)
                 fresh = [m for m in new if m.external_id not in linked]
-                await _store_fresh(tx, account_id, fresh)
+                await _store_fresh(tx, account_id, department_id, fresh)
                 for message in new:
                     if message.external_id in linked:
                         await ingest_in(tx, account_id, message)
@@ -87,6 +82,27 @@ async def store_page(db: Database, account_id: int, messages: Sequence[InboundMe
         except _Duplicate:
             continue
     raise RuntimeError(f"a page for account {account_id} kept colliding with other writers")
+
+
+async def _lock_account(session: AsyncSession, account_id: int, external_ids: list[str]
+                        ) -> tuple[int, set[str | None]]:
+    """Lock the account's row for this page; its department and which of ``external_ids`` are stored already."""
+    stored = (sa.select(_MESSAGES.c.external_id)
+              .where(_MESSAGES.c.account_id == account_id, _MESSAGES.c.external_id == sa.any_(sa.bindparam("ids")))
+              .scalar_subquery())
+    if session.get_bind().dialect.name == "postgresql":
+        # One round trip: the lock, the department and the duplicates (an array parameter, so the statement
+        # is prepared once for any page size).
+        row = (await session.execute(
+            sa.select(Account.department_id, sa.func.array(stored)).where(Account.id == account_id).with_for_update(
+                of=Account), {"ids": external_ids})).one()
+        return row[0], set(row[1])
+    # SQLite: one writer holds the database already; no arrays, so an expanding IN.
+    department_id = await session.scalar(sa.select(Account.department_id).where(Account.id == account_id))
+    known = set(await session.scalars(sa.select(Message.external_id).where(
+        Message.account_id == account_id, Message.external_id.in_(external_ids)))) if external_ids else set()
+    assert department_id is not None, f"account {account_id} is gone"
+    return department_id, known
 
 
 async def _continuing(session: AsyncSession, account_id: int, messages: Sequence[InboundMessage]) -> set[str]:
@@ -115,7 +131,7 @@ async def _continuing(session: AsyncSession, account_id: int, messages: Sequence
     return continuing
 
 
-async def _store_fresh(tx: Tx, account_id: int, messages: Sequence[InboundMessage]) -> None:
+async def _store_fresh(tx: Tx, account_id: int, department_id: int, messages: Sequence[InboundMessage]) -> None:
     """Messages that each open a new conversation: three statements however many there are."""
     if not messages:
         return
@@ -137,13 +153,15 @@ async def _store_fresh(tx: Tx, account_id: int, messages: Sequence[InboundMessag
     if len(stored) != len(rows):
         raise _Duplicate
     await metrics.started(tx, account_id, [(conversation_id, m.created_at)
-                                           for m, conversation_id in zip(messages, conversation_ids, strict=True)])
+                                           for m, conversation_id in zip(messages, conversation_ids, strict=True)],
+                          department_id=department_id)
     for m, row in zip(messages, rows, strict=True):
-        message = Message(id=stored[m.external_id], **row)
         tx.emit("conversation.created", row["conversation_id"], None, account_id=account_id,
                 author={"id": m.author.id, "handle": m.author.handle, "name": m.author.name},
                 subject_preview=_preview(m.text))
-        tx.emit("message.received", row["conversation_id"], None, message=message_json(message, None, None))
+        tx.emit("message.received", row["conversation_id"], None, message=inbound_json(
+            stored[m.external_id], m.text, m.author.id, m.author.handle, m.author.name, m.created_at, m.external_id,
+            m.in_reply_to))
     await assist_new_conversations(tx, account_id, list(zip(conversation_ids, messages, strict=True)))
 
 

@@ -168,11 +168,14 @@ def _breached(tx: Tx, row: ConversationMetrics, target: str) -> None:
 # ---------------------------------------------------------------------------------------------- the hooks
 
 
-async def started(tx: Tx, account_id: int, conversations: Sequence[tuple[int, dt.datetime]]) -> None:
-    """New conversations ``(id, the person's post)`` of one account: their rows, with SLA deadlines."""
+async def started(tx: Tx, account_id: int, conversations: Sequence[tuple[int, dt.datetime]], *,
+                  department_id: int | None = None) -> None:
+    """New conversations ``(id, the person's post)`` of one account (of ``department_id``, when the caller
+    knows it): their rows, with SLA deadlines."""
     if not conversations:
         return
-    department_id = await tx.session.scalar(sa.select(Account.department_id).where(Account.id == account_id))
+    if department_id is None:
+        department_id = await tx.session.scalar(sa.select(Account.department_id).where(Account.id == account_id))
     assert department_id is not None
     plan = await sla.plan_for(tx.session, account_id, department_id, tx.zone)
     rows = []

@@ -11,6 +11,7 @@ names by their suffix, districts such as ``noord``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -108,10 +109,18 @@ class Normalised:
             self._hash = hashlib.sha1(" ".join(sorted(self.words)).encode()).hexdigest()[:16]
         return self._hash
 
-    @classmethod
-    def stored(cls, text: str, keys: str) -> Normalised:
+    @staticmethod
+    def stored(text: str, keys: str) -> Normalised:
         """Rebuilt from what a fingerprint row keeps (:attr:`text` and the keys joined by spaces)."""
-        return cls(tuple(text.split()), frozenset(keys.split()) if keys else frozenset(), text)
+        return _stored(text, keys)
+
+
+@functools.lru_cache(maxsize=20_000)
+def _stored(text: str, keys: str) -> Normalised:
+    # Every page of new messages reads a few hundred candidates, mostly the same ones as the page before
+    # (the latest of the surge window, the authors' recent messages): rebuilding them was a third of the
+    # ingest path's matching work. A Normalised never changes once built, so sharing one is safe.
+    return Normalised(tuple(text.split()), frozenset(keys.split()) if keys else frozenset(), text)
 
 
 def normalise(text: str) -> Normalised:

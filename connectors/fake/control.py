@@ -10,7 +10,8 @@
                                                "in_reply_to_id"?, "spoiler_text"?}
     GET    /_control/faults                   POST one (see ``Fault``), DELETE all
     GET    /_control/posts?platform=&account= what our accounts published, one entry per stored post
-    GET    /_control/requests?platform=       every platform request: method, path, query, account, keys
+    GET    /_control/requests?platform=       every platform request: method, path, query, account, keys,
+                                              started and ended (monotonic seconds)
     POST   /_control/release                  end every pending delay now
     POST   /_control/clock                    {"advance": seconds}: rate windows and idempotency keys age
     POST   /_control/limits                   {"platform", "limit", "window"?}: the quota per window

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -53,11 +54,22 @@ class PlatformMiddleware:
         method: str = scope["method"]
         path = _platform_path(scope)
         account = self.style.account(headers)
-        self.fake.record_request({
+        entry = {
             "platform": self.style.name, "method": method, "path": path,
             "query": scope.get("query_string", b"").decode("latin-1"), "account": account,
             "authorization": headers.get("authorization", "").split(" ", 1)[0] or None,
-            "idempotency_key": headers.get("idempotency-key")})
+            "idempotency_key": headers.get("idempotency-key"),
+            # When it came in and when its answer was done (time.monotonic()): tests see which requests
+            # were in flight at once.
+            "started": time.monotonic(), "ended": None}
+        self.fake.record_request(entry)
+        try:
+            await self._handle(scope, receive, send, method, path, account)
+        finally:
+            entry["ended"] = time.monotonic()
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, method: str, path: str,
+                      account: str | None) -> None:
 
         fault = self.fake.take_fault(self.style.name, method, path, account) or self._chaos()
         if fault is not None and fault.kind == "status":
