@@ -1,3 +1,4 @@
 // What other parts of Webcare add to the app: one import per module, each registering itself in pages.js
 // (a page in the menu, a panel beside a conversation, hints under the composer). main.js imports this
 // first, so all of it is in place before anything is shown.
+import "./dashboard.js";
