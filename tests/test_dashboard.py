@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -267,4 +268,23 @@ async def test_a_conversation_that_crosses_its_target_shows_up_live(
         assert await page.evaluate("window.__stayed") is True
         assert await page.locator("#app img, #app script").count() == 0
         await shot(page, "dashboard-breach-1280")
+        # Another language builds the page again, charts and all, with the same list.
+        await page.get_by_label("Taal").select_option("en")
+        await expect(page.get_by_role("heading", name="SLA: close to breaching and breached")).to_be_visible()
+        await expect(page.locator(f".risk-breached [data-conversation='{cid}']")).to_contain_text("First response")
+        await chart(page, "sla", "c.datasets[0]?.label === 'SLA hits'")
+        assert await page.evaluate("Object.keys(Chart.instances).length") == 4
         coordinator.check_clean()
+
+
+async def test_the_library_is_served_from_our_origin_and_nothing_else_of_node_modules(server: Harness) -> None:
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        r = await client.get("/vendor/chart.umd.min.js")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
+        assert r.text.startswith("/*!\n * Chart.js v4.")
+        assert "script-src 'self'" in r.headers["content-security-policy"]
+        assert (await client.get("/vendor/chart.umd.min.js", headers={"If-None-Match": r.headers["etag"]})
+                ).status_code == 304
+        for path in ("/vendor/chart.js/package.json", "/vendor/chart.umd.js", "/node_modules/chart.js/package.json",
+                     "/node_modules/.package-lock.json"):
+            assert (await client.get(path)).status_code == 404, path
