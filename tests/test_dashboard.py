@@ -212,6 +212,8 @@ async def test_the_charts_show_what_the_api_answers_per_account_and_department(
         await page.set_viewport_size({"width": 400, "height": 800})
         await expect(page.locator("[data-chart=backlog] canvas")).to_be_visible()
         await shot(page, "dashboard-400")
+        await page.locator("[data-chart=first-response]").scroll_into_view_if_needed()
+        await shot(page, "dashboard-400-charts")
         assert await page.evaluate("document.documentElement.scrollWidth <= innerWidth"), "scrolls sideways"
         assert await page.locator("#app img, #app script").count() == 0
         coordinator.check_clean()
