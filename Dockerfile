@@ -1,5 +1,11 @@
 # syntax=docker/dockerfile:1
-# The Webcare app image: built in one stage, run as a non-root user in a slim one.
+# The Webcare app image: the Python package and the dashboard's chart library are built in stages of their own,
+# and run as a non-root user in a slim one.
+FROM node:20-slim AS vendor
+WORKDIR /src
+COPY frontend/package.json frontend/package-lock.json ./
+RUN npm ci --no-audit --no-fund --loglevel=error
+
 FROM python:3.11-slim AS build
 WORKDIR /src
 RUN python -m venv /opt/webcare
@@ -13,6 +19,9 @@ FROM python:3.11-slim
 RUN useradd --system --create-home --home-dir /var/lib/webcare --uid 10001 webcare
 COPY --from=build /opt/webcare /opt/webcare
 COPY frontend /opt/webcare/frontend
+# The one file of node_modules that webcare/frontend.py serves (at /vendor/chart.umd.min.js).
+COPY --from=vendor /src/node_modules/chart.js/dist/chart.umd.min.js /src/node_modules/chart.js/LICENSE.md \
+     /opt/webcare/frontend/node_modules/chart.js/dist/
 ENV PATH=/opt/webcare/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     WEBCARE_DATABASE_URL=sqlite+aiosqlite:////var/lib/webcare/webcare.db

@@ -4,6 +4,10 @@ Plain ES modules, no build step. The mount answers only GET and HEAD outside ``/
 verb on an API path still gets its 405 and an unknown API path its JSON 404. Every answer carries a
 strict Content-Security-Policy: the pages run only their own scripts, so text from a platform that
 slipped into markup could still not run.
+
+The one library the pages use (Chart.js, for the dashboard) comes from npm into ``frontend/node_modules``
+(``scripts/install`` runs ``npm ci``; the image copies the one file in). Only the files named in
+:data:`VENDOR` are served, at ``/vendor/<name>``, from our own origin; the rest of ``node_modules`` is not.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ HEADERS = [
 API_PREFIXES = ("/api/", "/webhooks/", "/_fake/")
 #: Files up to this size are answered in one piece.
 SMALL_FILE = 256 * 1024
+#: What ``/vendor/<name>`` serves: the path of each file inside ``frontend/node_modules``.
+VENDOR = {"chart.umd.min.js": "chart.js/dist/chart.umd.min.js"}
 
 
 def frontend_dir() -> Path | None:
@@ -61,6 +67,16 @@ class _Files(StaticFiles):
         return Response(body, status_code=status_code, headers=headers)
 
 
+class _Vendor(_Files):
+    """The files of :data:`VENDOR`, and nothing else of ``node_modules``."""
+
+    def lookup_path(self, path: str) -> tuple[str, os.stat_result | None]:
+        inside = VENDOR.get(path)
+        if inside is None:
+            return "", None
+        return super().lookup_path(inside)
+
+
 class _Secured:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -83,11 +99,16 @@ class FrontendMount(Mount):
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         path = scope.get("path", "")
         if (scope["type"] != "http" or scope.get("method") not in ("GET", "HEAD") or path == "/api"
-                or path.startswith(API_PREFIXES)):
+                or path.startswith(API_PREFIXES) or path.startswith("/node_modules/")):
             return Match.NONE, {}
         return super().matches(scope)
 
 
 def frontend_routes() -> list[Mount]:
     directory = frontend_dir()
-    return [FrontendMount(directory)] if directory is not None else []
+    if directory is None:
+        return []
+    # Without `npm ci` the vendor files are simply missing (404): the dashboard then shows its tables alone.
+    vendor = Mount("/vendor", app=_Secured(_Vendor(directory=directory / "node_modules", check_dir=False)),
+                   name="vendor")
+    return [vendor, FrontendMount(directory)]

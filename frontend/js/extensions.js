@@ -4,3 +4,4 @@
 import "./assist.js";
 import "./saved_replies.js";
 import "./approvals.js";
+import "./dashboard.js";

@@ -229,7 +229,8 @@ async function route() {
     }
     return;
   }
-  const extra = pages.find((p) => p.path === parts[0]);
+  // A page for other roles is not there for this person: the address falls through to the inbox.
+  const extra = pages.find((p) => p.path === parts[0] && (!p.roles || p.roles.includes(app.ctx.me.role)));
   if (extra) {
     app.page = { relabel: () => extra.render(main, app.ctx) };
     document.title = `${extra.title()} · Webcare`;
