@@ -14,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,7 +100,18 @@ service imap-login {{
         user, password = f"support-{secrets.token_hex(4)}@example.test", secrets.token_urlsafe(12)
         with self.users.open("a") as f:
             f.write(f"{user}:{{PLAIN}}{password}::::::\n")
-        return user, password
+        # dovecot looks at the users file again at most once a second: a user added in the same second as
+        # the last login is unknown until the next one. Wait until the login works, so that the account's
+        # first poll is not taken for expired credentials.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.imap(user, password).logout()
+                return user, password
+            except imaplib.IMAP4.error:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
 
     def imap(self, user: str, password: str) -> imaplib.IMAP4:
         imap = imaplib.IMAP4("127.0.0.1", self.port, timeout=10)
