@@ -105,10 +105,13 @@ service imap-login {{
         # first poll is not taken for expired credentials.
         deadline = time.monotonic() + 10
         while True:
+            imap = imaplib.IMAP4("127.0.0.1", self.port, timeout=10)
             try:
-                self.imap(user, password).logout()
+                imap.login(user, password)
+                imap.logout()
                 return user, password
             except imaplib.IMAP4.error:
+                imap.shutdown()  # a refused login leaves the connection open
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
