@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import secrets
@@ -207,6 +208,15 @@ async def test_logout_ends_the_session(server: Harness) -> None:
     tc, _ = await token_user(server, "agent")
     assert (await tc.delete("/api/session")).status_code == 204
     assert (await tc.get("/api/me")).status_code == 200
+
+
+async def test_parallel_guesses_get_no_more_tries_than_the_limit(server: Harness) -> None:
+    victim = await server.user("agent")
+    limit = server.settings.login_max_failures
+    answers = await asyncio.gather(*(login(server, victim["email"], f"guess {i}") for i in range(3 * limit)))
+    codes = sorted(r.status_code for r in answers)
+    assert codes == [401] * limit + [429] * (2 * limit), "each guess takes its place before its password is checked"
+    assert await count(server, LoginFailure, LoginFailure.email == victim["email"]) == limit
 
 
 async def test_login_throttling_per_email(server: Harness) -> None:

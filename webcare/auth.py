@@ -44,20 +44,28 @@ class Auth:
     async def login(self, email: str, password: str) -> Login:
         email = email.strip().lower()
         since = utcnow() - dt.timedelta(seconds=self.settings.login_window_seconds)
-        async with self.db.read() as s:
-            failures = await s.scalar(
+        # Each attempt takes its place among the failures before the password is checked, one attempt per
+        # email at a time: guesses sent in parallel cannot all see the same count and get past the limit.
+        # A correct password removes the failures again, its own place included.
+        async with self.db.write() as tx:
+            if tx.session.get_bind().dialect.name == "postgresql":  # SQLite has one writer already
+                await tx.session.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(
+                    "webcare.login:" + email))))
+            failures = await tx.session.scalar(
                 sa.select(sa.func.count()).select_from(LoginFailure)
-                .where(LoginFailure.email == email, LoginFailure.at > since)
-            )
-            user = await s.scalar(sa.select(User).where(User.email == email))
-        if failures is not None and failures >= self.settings.login_max_failures:
+                .where(LoginFailure.email == email, LoginFailure.at > since))
+            if failures is not None and failures >= self.settings.login_max_failures:
+                refused = True
+            else:
+                refused = False
+                tx.session.add(LoginFailure(email=email))
+                await tx.session.execute(sa.delete(LoginFailure).where(LoginFailure.at < since))
+        if refused:
             raise TooManyAttempts("too many failed logins for this email; try again in a few minutes")
+        async with self.db.read() as s:
+            user = await s.scalar(sa.select(User).where(User.email == email))
         ok = await verify_password(user.password_hash if user else None, password)
         if user is None or not ok or not user.active:
-            async with self.db.write() as tx:
-                tx.session.add(LoginFailure(email=email))
-                await tx.session.execute(
-                    sa.delete(LoginFailure).where(LoginFailure.at < since))
             raise NotAuthenticated("that email and password do not match", code="bad_credentials")
         token = new_token()
         async with self.db.write() as tx:

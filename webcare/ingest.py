@@ -136,19 +136,29 @@ async def _store_fresh(tx: Tx, account_id: int, department_id: int, messages: Se
     if not messages:
         return
     session = tx.session
+    pg = session.get_bind().dialect.name == "postgresql"
     # Core inserts on the tables: the ORM's bulk machinery costs more than the statements themselves.
-    conversation_ids = list(await session.scalars(
-        sa.insert(_CONVERSATIONS).returning(_CONVERSATIONS.c.id, sort_by_parameter_order=True),
-        [{"account_id": account_id, "status": "open", "author_id": m.author.id, "author_handle": m.author.handle,
-          "author_name": m.author.name, "subject_preview": _preview(m.text), "waiting_since": m.created_at,
-          "last_message_at": m.created_at, "created_at": tx.now, "updated_at": tx.now, "version": 1}
-         for m in messages]))
+    conversations = [
+        {"account_id": account_id, "status": "open", "author_id": m.author.id, "author_handle": m.author.handle,
+         "author_name": m.author.name, "subject_preview": _preview(m.text), "waiting_since": m.created_at,
+         "last_message_at": m.created_at, "created_at": tx.now, "updated_at": tx.now, "version": 1}
+        for m in messages]
+    if pg:
+        conversation_ids = list(await session.scalars(
+            sa.insert(_CONVERSATIONS).returning(_CONVERSATIONS.c.id, sort_by_parameter_order=True), conversations))
+    else:
+        # SQLite cannot promise RETURNING's order for many rows, so SQLAlchemy would insert them one statement
+        # each. This transaction is the only writer (BEGIN IMMEDIATE), so the next ids are ours to give.
+        last = await session.scalar(sa.select(sa.func.max(_CONVERSATIONS.c.id))) or 0
+        conversation_ids = list(range(last + 1, last + 1 + len(conversations)))
+        await session.execute(sa.insert(_CONVERSATIONS),
+                              [{"id": cid, **row} for cid, row in zip(conversation_ids, conversations, strict=True)])
     rows = [_message_row(account_id, conversation_id, m, tx.now)
             for m, conversation_id in zip(messages, conversation_ids, strict=True)]
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    # Matched by external id, so in any order: one multi-row statement on both databases.
     result = await session.execute(
-        insert(_MESSAGES).on_conflict_do_nothing(index_elements=["account_id", "external_id"])
-        .returning(_MESSAGES.c.external_id, _MESSAGES.c.id, sort_by_parameter_order=True), rows)
+        (pg_insert if pg else sqlite_insert)(_MESSAGES).on_conflict_do_nothing(
+            index_elements=["account_id", "external_id"]).returning(_MESSAGES.c.external_id, _MESSAGES.c.id), rows)
     stored: dict[str, int] = {external_id: message_id for external_id, message_id in result}
     if len(stored) != len(rows):
         raise _Duplicate

@@ -139,12 +139,15 @@ def _candidate(row: Any) -> Candidate:
     return Candidate(conversation_id, account_id, key, norm, posted_at)
 
 
-def _select() -> Any:
-    F, L, K = Fingerprint, ConversationLink, Cluster
-    return (sa.select(F.conversation_id, F.account_id, F.author_key, F.norm_text, F.keys, F.posted_at,
+def _select(f: Any = None) -> Any:
+    """Candidates' columns from ``f`` (the fingerprints, or a subquery of them) with their links and surges."""
+    f = _FINGERPRINTS if f is None else f
+    L, K = ConversationLink, Cluster
+    return (sa.select(f.c.conversation_id, f.c.account_id, f.c.author_key, f.c.norm_text, f.c["keys"], f.c.posted_at,
                       L.linked_id, L.kind, L.cluster_id, K.id.label("root_of"))
-            .outerjoin(L, L.conversation_id == F.conversation_id)
-            .outerjoin(K, K.root_conversation_id == F.conversation_id))
+            .select_from(f)
+            .outerjoin(L, L.conversation_id == f.c.conversation_id)
+            .outerjoin(K, K.root_conversation_id == f.c.conversation_id))
 
 
 @dataclass(frozen=True)
@@ -400,11 +403,16 @@ def _candidates() -> Any:
         sa.or_(F.author_key.in_(sa.bindparam("authors", expanding=True)),
                sa.and_(F.text_hash.in_(sa.bindparam("hashes", expanding=True)), not_old_member)),
         F.posted_at.between(sa.bindparam("repeat_from"), sa.bindparam("repeat_to")))
-    latest = (sa.select(F.conversation_id)
+    # The latest of the surge window as the driving table, joined to links and surges row by row: as
+    # ``conversation_id IN (the latest ...)`` PostgreSQL hashed every fingerprint there is to find them.
+    latest = (sa.select(_FINGERPRINTS)
               .where(F.posted_at.between(sa.bindparam("surge_from"), sa.bindparam("surge_to")))
-              .order_by(F.posted_at.desc()).limit(sa.bindparam("surge_limit", type_=sa.Integer)))
-    surge_part = (_select().add_columns(sa.literal(0).label("repeat"))
-                  .where(F.conversation_id.in_(latest), not_old_member))
+              .order_by(F.posted_at.desc()).limit(sa.bindparam("surge_limit", type_=sa.Integer))
+              .subquery("latest"))
+    L = ConversationLink
+    surge_part = (_select(latest).add_columns(sa.literal(0).label("repeat"))
+                  .where(sa.or_(L.kind.is_(None), sa.and_(L.kind == "surge",
+                                                          latest.c.posted_at >= sa.bindparam("members_from")))))
     return sa.union_all(repeat_part, surge_part)
 
 

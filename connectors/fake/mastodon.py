@@ -7,6 +7,7 @@ honours ``Idempotency-Key`` for an hour). Every request needs ``Authorization: B
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import html
 import re
@@ -116,8 +117,8 @@ class MastodonApi:
         types = set(request.query_params.getlist("types[]"))
         excluded = set(request.query_params.getlist("exclude_types[]"))
         with self.fake.lock:
-            found = [n for n in self.fake.notifications.values() if n.account_id == account.id
-                     and (not types or n.type in types) and n.type not in excluded]
+            mine = list(self.fake.notifications_of.get(account.id, ()))
+        found = [n for n in mine if (not types or n.type in types) and n.type not in excluded]
         page, link = _paginate(request, found, default=40, maximum=80)
         return JSONResponse([self.notification_json(n) for n in page], headers=link)
 
@@ -176,8 +177,7 @@ class MastodonApi:
 
     def account_json(self, account: MastodonAccount) -> dict[str, Any]:
         host = self.host(account)
-        with self.fake.lock:
-            count = sum(1 for s in self.fake.statuses.values() if s.account_id == account.id)
+        count = self.fake.statuses_count[account.id]
         return {
             "id": account.id, "username": account.username, "acct": account.acct,
             "display_name": account.display_name, "locked": False, "bot": False, "discoverable": True,
@@ -194,8 +194,7 @@ class MastodonApi:
     def status_json(self, status: Status) -> dict[str, Any]:
         author = self.fake.m_accounts[status.account_id]
         mentioned = [self.fake.m_accounts[i] for i in status.mention_ids]
-        with self.fake.lock:
-            replies = sum(1 for s in self.fake.statuses.values() if s.in_reply_to_id == status.id)
+        replies = self.fake.replies_count[status.id]
         return {
             "id": status.id, "created_at": timestamp(status.created_at),
             "in_reply_to_id": status.in_reply_to_id, "in_reply_to_account_id": status.in_reply_to_account_id,
@@ -263,13 +262,16 @@ def _paginate(request: Request, items: list[H], *, default: int, maximum: int) -
     raw = request.query_params.get("limit", "")
     limit = min(int(raw), maximum) if raw.isdigit() and int(raw) > 0 else default
     max_id, since_id, min_id = _id(request, "max_id"), _id(request, "since_id"), _id(request, "min_id")
-    below = [i for i in items if max_id is None or int(i.id) < max_id]
+    # Oldest first by id, then the bounds by bisection: a page costs what it holds, not what the account has.
+    ordered = sorted(items, key=lambda i: int(i.id))  # linear when they come in order already
+    end = len(ordered) if max_id is None else bisect.bisect_left(ordered, max_id, key=lambda i: int(i.id))
     if min_id is not None:
         # The items immediately newer than min_id, then reversed to newest first (Paginable#paginate_by_id).
-        page = sorted((i for i in below if int(i.id) > min_id), key=lambda i: int(i.id))[:limit][::-1]
+        start = bisect.bisect_right(ordered, min_id, hi=end, key=lambda i: int(i.id))
+        page = ordered[start:min(end, start + limit)][::-1]
     else:
-        page = sorted((i for i in below if since_id is None or int(i.id) > since_id),
-                      key=lambda i: int(i.id), reverse=True)[:limit]
+        start = 0 if since_id is None else bisect.bisect_right(ordered, since_id, hi=end, key=lambda i: int(i.id))
+        page = ordered[max(start, end - limit):end][::-1]
     if not page:
         return page, {}
     base = str(request.url).split("?", 1)[0]

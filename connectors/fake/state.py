@@ -7,6 +7,7 @@ while uvicorn serves it; several can run side by side.
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime as dt
 import itertools
 import re
@@ -202,6 +203,11 @@ class FakePlatform:
             self.m_accounts: dict[str, MastodonAccount] = {}
             self.statuses: dict[str, Status] = {}
             self.notifications: dict[str, Notification] = {}
+            #: Counts a status or account shows, kept as statuses come (rendering a page must not scan them all).
+            self.statuses_count: collections.Counter[str] = collections.Counter()
+            self.replies_count: collections.Counter[str] = collections.Counter()
+            #: Each account's notifications in id order (ids only grow), as a real server's index keeps them.
+            self.notifications_of: dict[str, list[Notification]] = {}
             self.idempotency: dict[tuple[str, str], tuple[str, float]] = {}
             self.posted: list[Posted] = []
             self.requests: list[dict[str, Any]] = []
@@ -421,12 +427,16 @@ class FakePlatform:
                             in_reply_to_account_id=in_reply_to.account_id if in_reply_to else None,
                             spoiler_text=spoiler_text, mention_ids=mentioned, language=language)
             self.statuses[status.id] = status
+            self.statuses_count[author.id] += 1
+            if status.in_reply_to_id:
+                self.replies_count[status.in_reply_to_id] += 1
             for account_id in mentioned:
                 if account_id != author.id and self.m_accounts[account_id].access_token:
                     notification = Notification(id=str(next(self._n_ids)), type="mention", account_id=account_id,
                                                 from_account_id=author.id, status_id=status.id,
                                                 created_at=status.created_at)
                     self.notifications[notification.id] = notification
+                    self.notifications_of.setdefault(account_id, []).append(notification)
             return status
 
     def inject_mastodon_mention(self, account: str, text: str, author: str = "burger@elders.example",
