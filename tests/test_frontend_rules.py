@@ -276,6 +276,8 @@ async def test_a_surge_shows_up_live_and_one_saved_reply_answers_each_person_onc
     results = surge.locator(".surge-result")
     await expect(results).to_have_count(4)
     await expect(surge.locator(".result-skipped")).to_have_count(0)
+    # Until the replies are sent the conversations still wait, but not for this page: no second answer.
+    await expect(surge.get_by_role("button", name="Answer 0 waiting")).to_be_disabled()
     # Each reply goes out, and the surge has nothing left waiting: the button to answer again is gone with it.
     await expect(surge.locator(".surge-meta")).to_contain_text("0 wait for an answer", timeout=30_000)
     await expect(surge.locator(".surge-member .chip")).to_have_text(["Answered"] * 4, timeout=30_000)

@@ -14,6 +14,8 @@ import { accountTitle, errorText, field, options, statusChip, timeEl } from "./u
 const CHANGES = new Set(["cluster.created", "cluster.grown", "reply.queued", "reply.awaiting_approval",
   "reply.sent", "conversation.closed", "conversation.reopened", "conversation.answered"]);
 
+const WAITING = ["open", "claimed", "escalated"];
+
 let current = null;
 const following = new WeakSet();
 
@@ -84,6 +86,9 @@ class SurgeCard {
     this.detail = null;
     this.confirming = false;
     this.busy = false;
+    // Answered from this page: a conversation stays "claimed" until its reply is sent, and must not be
+    // answered twice meanwhile. (A colleague answering at once is refused per conversation by its claim.)
+    this.answered = new Set();
     const n = item.id;
     this.titleId = `surge-${n}-title`;
     this.title = h("h2", { class: "surge-topic", id: this.titleId });
@@ -129,13 +134,19 @@ class SurgeCard {
       h("span", { class: item.waiting ? "surge-waiting" : "hint" }, tn("surges.waiting", item.waiting)), " · ",
       t("surges.since"), " ", timeEl(item.created_at), " · ", t("surges.last"), " ", timeEl(item.last_at));
     this.toggle.textContent = t(this.open ? "surges.hide" : "surges.show");
-    if (grew && this.open) this.loadMembers();
+    if (grew && (this.open || this.detail)) this.loadMembers();
     if (grew) this.confirming = false;
     this.renderActions();
   }
 
+  /** How many still wait and were not answered from here yet. */
+  pending() {
+    if (!this.detail) return this.item.waiting;
+    return this.detail.conversations.filter((c) => WAITING.includes(c.status) && !this.answered.has(c.id)).length;
+  }
+
   renderActions() {
-    const waiting = this.item.waiting;
+    const waiting = this.pending();
     if (this.confirming) {
       fill(this.actions, h("span", { class: "confirm-text" }, t("surges.confirm", { n: waiting })), " ",
         h("button", { type: "button", class: "primary", disabled: this.busy, onclick: () => this.answer() },
@@ -163,6 +174,8 @@ class SurgeCard {
       fill(this.members, h("li", { role: "alert" }, errorText(e)));
       return;
     }
+    // Once a reply went out (answered, closed) a later message from that person may be answered again.
+    for (const c of this.detail.conversations) if (!WAITING.includes(c.status)) this.answered.delete(c.id);
     const accounts = this.page.ctx.accounts;
     fill(this.members, this.detail.conversations.map((c) => h("li", { class: "surge-member",
       dataset: { conversation: String(c.id) } },
@@ -171,6 +184,7 @@ class SurgeCard {
     statusChip(c.status), " ",
     h("span", { class: "hint" }, accountTitle(accounts.get(c.account_id))),
     h("p", { class: "msg-text surge-text" }, c.subject_preview || ""))));
+    this.renderActions();
   }
 
   /** What the chosen saved reply becomes for the first person who still waits. */
@@ -179,7 +193,7 @@ class SurgeCard {
     fill(this.previewBox);
     if (!id) return;
     if (!this.detail) await this.loadMembers();
-    const first = this.detail?.conversations.find((c) => ["open", "claimed", "escalated"].includes(c.status));
+    const first = this.detail?.conversations.find((c) => WAITING.includes(c.status));
     if (!first) return;
     try {
       const rendered = await post(`/api/saved-replies/${id}/render`, { conversation_id: first.id });
@@ -209,6 +223,7 @@ class SurgeCard {
     }
     this.busy = false;
     this.confirming = false;
+    for (const r of done.replies) this.answered.add(r.conversation_id);
     const names = new Map((this.detail?.conversations || []).map((c) => [c.id, c.author.name || c.author.handle]));
     const who = (id) => [h("a", { href: `#/inbox/open/${id}` }, t("surges.open", { id })),
       names.get(id) ? [" ", h("span", { class: "surge-author" }, names.get(id))] : null, ": "];
