@@ -5,3 +5,6 @@ import "./assist.js";
 import "./saved_replies.js";
 import "./approvals.js";
 import "./dashboard.js";
+import "./routing_rules.js";
+import "./house_style.js";
+import "./surges.js";
