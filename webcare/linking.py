@@ -139,13 +139,14 @@ def _candidate(row: Any) -> Candidate:
     return Candidate(conversation_id, account_id, key, norm, posted_at)
 
 
-def _select(f: Any = None) -> Any:
-    """Candidates' columns from ``f`` (the fingerprints, or a subquery of them) with their links and surges."""
+def _select(f: Any = None, source: Any = None) -> Any:
+    """Candidates' columns from ``f`` (the fingerprints, or a subquery of them; ``source`` when they come
+    joined to something) with their links and surges."""
     f = _FINGERPRINTS if f is None else f
     L, K = ConversationLink, Cluster
     return (sa.select(f.c.conversation_id, f.c.account_id, f.c.author_key, f.c.norm_text, f.c["keys"], f.c.posted_at,
                       L.linked_id, L.kind, L.cluster_id, K.id.label("root_of"))
-            .select_from(f)
+            .select_from(f if source is None else source)
             .outerjoin(L, L.conversation_id == f.c.conversation_id)
             .outerjoin(K, K.root_conversation_id == f.c.conversation_id))
 
@@ -391,7 +392,7 @@ _PG_NEW_FINGERPRINTS = sa.insert(_FINGERPRINTS).from_select(
                     "text_hash": sa.Text, "norm_text": sa.Text, "keys": sa.Text, "posted_at": _TS}),
 ).cte("new_fingerprints")
 
-def _candidates() -> Any:
+def _candidates(pg: bool = False) -> Any:
     """Both kinds of candidates in one statement: the page's authors and copied texts (by hash) over the
     repeat window (``repeat`` 1), and the latest conversations of the surge window less repeats (``repeat``
     0); of a surge, only its first conversation and recent members."""
@@ -399,10 +400,26 @@ def _candidates() -> Any:
     # A surge's older members are no candidates: its first conversation and latest members stand for it.
     not_old_member = sa.or_(L.kind.is_(None),
                             sa.and_(L.kind == "surge", F.posted_at >= sa.bindparam("members_from")))
-    repeat_part = _select().add_columns(sa.literal(1).label("repeat")).where(
-        sa.or_(F.author_key.in_(sa.bindparam("authors", expanding=True)),
-               sa.and_(F.text_hash.in_(sa.bindparam("hashes", expanding=True)), not_old_member)),
-        F.posted_at.between(sa.bindparam("repeat_from"), sa.bindparam("repeat_to")))
+    in_window = F.posted_at.between(sa.bindparam("repeat_from"), sa.bindparam("repeat_to"))
+    if pg:
+        # Driven by the page's authors and hashes as arrays, each row found through its (key, posted_at)
+        # index. As one ``IN ... OR IN ...`` PostgreSQL read the whole repeat window by time and filtered it:
+        # 6 ms a page against 100,000 conversations.
+        authors_param = sa.bindparam("authors", type_=ARRAY(sa.Text))
+        authors = sa.func.unnest(authors_param).table_valued("key").render_derived(name="page_authors")
+        hashes = sa.func.unnest(sa.bindparam("hashes", type_=ARRAY(sa.Text))).table_valued("hash") \
+            .render_derived(name="page_hashes")
+        by_author = _select(source=sa.join(authors, _FINGERPRINTS, _FINGERPRINTS.c.author_key == authors.c.key)) \
+            .add_columns(sa.literal(1).label("repeat")).where(in_window)
+        by_copy = _select(source=sa.join(hashes, _FINGERPRINTS, _FINGERPRINTS.c.text_hash == hashes.c.hash)) \
+            .add_columns(sa.literal(1).label("repeat")).where(
+                in_window, not_old_member, sa.not_(F.author_key == sa.any_(authors_param)))
+        repeat_parts = [by_author, by_copy]
+    else:
+        repeat_parts = [_select().add_columns(sa.literal(1).label("repeat")).where(
+            sa.or_(F.author_key.in_(sa.bindparam("authors", expanding=True)),
+                   sa.and_(F.text_hash.in_(sa.bindparam("hashes", expanding=True)), not_old_member)),
+            in_window)]
     # The latest of the surge window as the driving table, joined to links and surges row by row: as
     # ``conversation_id IN (the latest ...)`` PostgreSQL hashed every fingerprint there is to find them.
     latest = (sa.select(_FINGERPRINTS)
@@ -413,11 +430,11 @@ def _candidates() -> Any:
     surge_part = (_select(latest).add_columns(sa.literal(0).label("repeat"))
                   .where(sa.or_(L.kind.is_(None), sa.and_(L.kind == "surge",
                                                           latest.c.posted_at >= sa.bindparam("members_from")))))
-    return sa.union_all(repeat_part, surge_part)
+    return sa.union_all(*repeat_parts, surge_part)
 
 
 _CANDIDATES = _candidates()
-_PG_CANDIDATES = _candidates().add_cte(_PG_NEW_FINGERPRINTS)
+_PG_CANDIDATES = _candidates(pg=True).add_cte(_PG_NEW_FINGERPRINTS)
 _GROWN = _unnest("g_", {"id": sa.Integer, "n": sa.Integer, "last": _TS}).subquery("grown")
 _LAST = sa.bindparam("g_last", type_=UTCDateTime())
 _SQLITE_GROW = sa.update(_CLUSTERS).where(_CLUSTERS.c.id == sa.bindparam("g_id")).values(
