@@ -5,6 +5,7 @@ Messages carry their platform time (``created_at``), so the time windows are tes
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import secrets
 from typing import Any
@@ -139,19 +140,27 @@ async def test_a_surge_gathers_many_people_and_is_answered_personally(server: Ha
         "text": "Hoi {author}, de Coolsingel is tot 18:00 afgesloten voor werkzaamheden. ^{agent_initials}"})).json()
     assert (await agent.post(f"/api/clusters/{cluster['id']}/replies",
                              json={"saved_reply_id": saved["id"]})).status_code == 403
-    r = await coordinator.post(f"/api/clusters/{cluster['id']}/replies", json={"saved_reply_id": saved["id"]})
-    assert r.status_code == 200, r.text
-    answered = r.json()
-    assert answered["skipped"] == [] and [a["conversation_id"] for a in answered["replies"]] == members
-    for (_, _, author, _), reply in zip(posts, answered["replies"], strict=True):
+    # Pressed twice at once: every person answered once, by one press or the other.
+    presses = await asyncio.gather(*(coordinator.post(f"/api/clusters/{cluster['id']}/replies",
+                                                      json={"saved_reply_id": saved["id"]}) for _ in range(2)))
+    assert all(r.status_code == 200 for r in presses), [r.text for r in presses]
+    replies = sorted((a for r in presses for a in r.json()["replies"]),
+                     key=lambda a: members.index(a["conversation_id"]))
+    assert [a["conversation_id"] for a in replies] == members
+    assert {s["error"]["code"] for r in presses for s in r.json()["skipped"]} <= {"reply_pending"}
+    for (_, _, author, _), reply in zip(posts, replies, strict=True):
         assert reply["reply"]["text"] == (f"Hoi {author['name']}, de Coolsingel is tot 18:00 afgesloten voor "
                                           "werkzaamheden. ^AdV")
         assert reply["reply"]["state"] == "queued"
     # Reports count a surge's conversations as what they are: one conversation (and reply) per person.
     queue = (await agent.get("/api/conversations", params={"status": "claimed"})).json()["items"]
     assert sorted(c["id"] for c in queue) == sorted(members)
-    assert (await coordinator.post(f"/api/clusters/{cluster['id']}/replies",
-                                   json={"text": "Nogmaals, {author}"})).json()["skipped"] == []
+    # Pressed again while those replies are on their way: nobody is answered twice.
+    again = (await coordinator.post(f"/api/clusters/{cluster['id']}/replies", json={"text": "Nogmaals, {author}"}))
+    assert again.status_code == 200, again.text
+    assert again.json()["replies"] == []
+    assert [(s["conversation_id"], s["error"]["code"]) for s in again.json()["skipped"]] == [
+        (m, "reply_pending") for m in members]
 
 
 async def test_a_copied_complaint_over_two_days_is_one_surge(server: Harness) -> None:

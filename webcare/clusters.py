@@ -98,7 +98,8 @@ async def reply_to_cluster(db: Database, inbox: Inbox, actor: Actor, cluster_id:
     for conversation, account in rows:
         personal = style.render(template, style.variables(actor.name, conversation, account))
         try:
-            reply = await inbox.reply(actor, conversation.id, personal)
+            # ``once``: pressed twice, or by two coordinators at once, nobody is answered twice.
+            reply = await inbox.reply(actor, conversation.id, personal, once=True)
         except AppError as e:
             skipped.append({"conversation_id": conversation.id, **e.body()})
         else:

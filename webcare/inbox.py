@@ -23,7 +23,18 @@ from webcare.approval import admit, announce
 from webcare.conversations import conversation_item, iso, message_json, visible_conversation
 from webcare.db import Database, Tx
 from webcare.errors import AlreadyClaimed, Conflict, InvalidState, NotFound, RuleViolation
-from webcare.models import Account, Conversation, Department, Event, EventCounter, Message, Reply, User, utcnow
+from webcare.models import (
+    ON_ITS_WAY,
+    Account,
+    Conversation,
+    Department,
+    Event,
+    EventCounter,
+    Message,
+    Reply,
+    User,
+    utcnow,
+)
 from webcare.people import require_department, require_user
 from webcare.reply_window import check_reply_window
 from webcare.settings import Settings
@@ -208,7 +219,10 @@ class Inbox:
             tx.emit("note.added", conversation_id, actor.id, message=body)
             return body
 
-    async def reply(self, actor: Actor, conversation_id: int, text: str) -> dict[str, Any]:
+    async def reply(self, actor: Actor, conversation_id: int, text: str, *, once: bool = False) -> dict[str, Any]:
+        """Record a reply in the outbox. With ``once``, a conversation that has a reply on its way already
+        is refused (409 ``reply_pending``), decided under the conversation's row lock: a batch pressed
+        twice answers nobody twice."""
         async with self.db.write() as tx:
             now = tx.now
 
@@ -223,6 +237,9 @@ class Inbox:
                         "lease_expires_at": self._lease(now)}
 
             before, conversation = await self._change_explained(tx, actor, conversation_id, decide)
+            if once and await tx.session.scalar(sa.select(Reply.id).where(
+                    Reply.conversation_id == conversation_id, Reply.state.in_(ON_ITS_WAY)).limit(1)) is not None:
+                raise Conflict("a reply to this conversation is still on its way", code="reply_pending")
             await check_reply_window(tx.session, conversation_id, now)
             if before.claimed_by_id != actor.id or (before.lease_expires_at or now) <= now:
                 tx.emit("conversation.claimed", conversation_id, actor.id, claimed_by=actor.id,

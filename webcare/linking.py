@@ -36,7 +36,7 @@ from webcare import metrics
 from webcare.assist_models import Cluster, ConversationLink, Fingerprint
 from webcare.db import Tx
 from webcare.matching import COPY_MIN_WORDS, REPEAT_SCORE, SURGE_SCORE, author_key, same_question, same_topic
-from webcare.models import Conversation, Reply, UTCDateTime
+from webcare.models import ON_ITS_WAY, Conversation, Reply, UTCDateTime
 from webcare.normalize import Normalised, normalise
 
 REPEATS = ("cross_post", "duplicate")
@@ -476,7 +476,7 @@ async def close_linked(tx: Tx, conversation_id: int, answered_by: int | None) ->
     if not group:
         return []
     busy = set(await session.scalars(sa.select(Reply.conversation_id).where(
-        Reply.conversation_id.in_(group), Reply.state.in_(("awaiting_approval", "queued", "sending")))))
+        Reply.conversation_id.in_(group), Reply.state.in_(ON_ITS_WAY))))
     C = Conversation
     closed = list(await session.scalars(
         sa.update(C).where(C.id.in_(group - busy), C.status.in_(("open", "claimed", "escalated")))

@@ -15,6 +15,8 @@ PLATFORMS = ("x", "mastodon", "facebook", "instagram", "email", "api")
 STATUSES = ("open", "claimed", "escalated", "answered", "closed")
 DIRECTIONS = ("in", "out", "note")
 REPLY_STATES = ("draft", "awaiting_approval", "queued", "sending", "sent", "failed")
+#: A reply in one of these states is on its way to the platform (or to a coordinator first).
+ON_ITS_WAY = ("awaiting_approval", "queued", "sending")
 CLOSE_REASONS = ("resolved", "no_reply_needed", "spam")
 
 NAMING_CONVENTION = {
