@@ -313,13 +313,13 @@ async def test_a_webhook_delivery_outlives_the_process_that_answered_it(db_url: 
 
 async def test_two_worker_processes_never_poll_one_account_at_once(db_url: str, fake_server: FakeServer,
                                                                    workers: Callable[..., Worker]) -> None:
-    """Two `webcare worker` processes on one database share six accounts: every fetch of an account's
-    notifications ends before the next one for that account starts, both processes poll, and every
-    mention is stored once."""
+    """Two `webcare worker` processes on one database share twelve accounts (more than one worker polls at
+    once, so both must): every fetch of an account's notifications ends before the next one for that
+    account starts, both processes poll, and every mention is stored once."""
     fake = fake_server.fake
     services = Services.build(make_settings(db_url))
     db = services.db
-    handles = [f"dienst{i}" for i in range(6)]
+    handles = [f"dienst{i}" for i in range(12)]
     try:
         async with db.write() as tx:
             dep = Department(name="Dienstverlening")
@@ -344,13 +344,16 @@ async def test_two_worker_processes_never_poll_one_account_at_once(db_url: str, 
 
         async def polled_by_both() -> bool:
             async with db.read() as s:
-                owners.update(o for o in await s.scalars(sa.select(Account.poll_owner)) if o)
-            return {int(o.split(":")[1]) for o in owners} == pids
+                rows = (await s.execute(sa.select(Account.poll_owner, Account.cursor))).all()
+            owners.update(o for o, _ in rows if o)
+            # Every account polled once (the first poll starts from "now": what came before it is not
+            # fetched), and both processes seen holding accounts.
+            return all(c is not None for _, c in rows) and {int(o.split(":")[1]) for o in owners} == pids
 
-        await until(polled_by_both, 60, "both workers to poll")
+        await until(polled_by_both, 60, "both workers to poll every account once")
         for round_ in range(3):  # mentions arrive while both poll, several pages an account
             for i, handle in enumerate(handles):
-                for n in range(7):
+                for n in range(6):
                     expected.add(fake.inject_mastodon_mention(handle, f"Vraag {round_}-{i}-{n}",
                                                               author=f"p{n}@social.example").id)
 

@@ -45,6 +45,7 @@ class Poller:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.tick_seconds = tick_seconds
+        self.concurrency = concurrency
         self._slots = asyncio.Semaphore(concurrency)
         self._running: dict[int, asyncio.Task[None]] = {}
 
@@ -53,7 +54,10 @@ class Poller:
         try:
             while True:
                 try:
-                    for account_id in await self._take_due():
+                    # No more than it can poll at once: accounts taken only to wait for a slot would be
+                    # kept from the other workers, which may have slots free.
+                    free = self.concurrency - len(self._running)
+                    for account_id in await self._take_due(free) if free > 0 else []:
                         self._running[account_id] = asyncio.create_task(self._poll_guarded(account_id))
                 except Exception:
                     log.exception("looking for accounts to poll failed; trying again")
@@ -69,7 +73,7 @@ class Poller:
         await asyncio.gather(*(self._poll_guarded(i) for i in ids))
         return len(ids)
 
-    async def _take_due(self) -> list[int]:
+    async def _take_due(self, limit: int = 50) -> list[int]:
         async with self.db.write() as tx:
             now = tx.now
             free = sa.or_(A.poll_owner.is_(None), A.poll_lease_expires_at <= now)
@@ -77,7 +81,7 @@ class Poller:
                           sa.or_(A.next_poll_at.is_(None), A.next_poll_at <= now), free,
                           A.id.not_in(list(self._running)) if self._running else sa.true())
             candidates = list(await tx.session.scalars(sa.select(A.id).where(due).order_by(A.next_poll_at, A.id)
-                                                       .limit(50)))
+                                                       .limit(limit)))
             taken = []
             for account_id in candidates:
                 won = (await tx.session.execute(

@@ -63,10 +63,18 @@ class PlatformMiddleware:
             # were in flight at once.
             "started": time.monotonic(), "ended": None}
         self.fake.record_request(entry)
+
+        async def send_timed(message: Message) -> None:
+            # Before the last of the answer goes out: the client cannot have it (and ask again) earlier.
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                entry["ended"] = time.monotonic()
+            await send(message)
+
         try:
-            await self._handle(scope, receive, send, method, path, account)
+            await self._handle(scope, receive, send_timed, method, path, account)
         finally:
-            entry["ended"] = time.monotonic()
+            if entry["ended"] is None:  # no answer at all (a dropped connection)
+                entry["ended"] = time.monotonic()
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send, method: str, path: str,
                       account: str | None) -> None:

@@ -67,7 +67,6 @@ class RoutingPage {
         h("th", { scope: "col" }, t("admin.actions")))),
       h("tbody", null, this.items.map((rule, i) => this.row(rule, i)))));
     const labels = [this.focusNext, focused].filter(Boolean).flat();
-    this.focusNext = null;
     for (const label of labels) {
       const again = [...this.table.querySelectorAll("button")].find((b) => b.getAttribute("aria-label") === label
         && !b.disabled);
@@ -204,9 +203,15 @@ class RoutingPage {
     }
     announce(t("routing.moved"));
     // The same arrow again, or the other one once the rule reached the top or the bottom.
+    // Kept until this move's own reload is drawn: a colleague's change (our own patches among them) may
+    // redraw the table meanwhile with an order before the move, where the other arrow had the focus.
     this.focusNext = [t(step < 0 ? "routing.up" : "routing.down", { name: moved.name }),
       t(step < 0 ? "routing.down" : "routing.up", { name: moved.name })];
-    await this.load();
+    try {
+      await this.load();
+    } finally {
+      this.focusNext = null;
+    }
   }
 
   async toggle(rule) {
@@ -218,7 +223,11 @@ class RoutingPage {
     }
     announce(t(rule.active ? "routing.turned_off" : "routing.turned_on", { name: rule.name }));
     this.focusNext = [t(rule.active ? "routing.activate" : "routing.deactivate", { name: rule.name })];
-    await this.load();
+    try {
+      await this.load();
+    } finally {
+      this.focusNext = null;
+    }
   }
 
   async remove(rule) {
