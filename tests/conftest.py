@@ -215,7 +215,7 @@ class Harness:
 
 @pytest.fixture
 async def server(db_url: str) -> AsyncIterator[Harness]:
-    settings = make_settings(db_url, lease_sweep_seconds=0.2)
+    settings = make_settings(db_url, lease_sweep_seconds=0.2, live_recheck_seconds=0.2)
     db = Database(db_url)
     with ServerThread(create_app(settings)) as running:
         harness = Harness(running.url, settings, db)

@@ -152,6 +152,22 @@ async def test_log_in_with_a_wrong_then_the_right_password_and_out_again(
     await expect(page.locator("form.login-form")).to_be_visible()
 
 
+async def test_a_new_role_shows_at_once_and_a_deactivated_user_is_logged_out(
+        server: Harness, launch: Callable[[], Awaitable[Any]]) -> None:
+    admin = await admin_client(server)
+    user = await server.user("agent", name="Rutger Rol")
+    person = await open_as(launch, server, user)
+    page = person.page
+    await expect(page.get_by_role("link", name="Dashboard")).to_have_count(0)
+    # Made coordinator by an admin: the live stream ends (4001) and the page starts again as one.
+    assert (await admin.patch(f"/api/users/{user['id']}", json={"role": "coordinator"})).status_code == 200
+    await expect(page.get_by_role("link", name="Dashboard")).to_be_visible()
+    await expect(page.locator(".who .role")).to_have_text("coordinator")
+    # Deactivated: the login form, without anyone touching the page.
+    assert (await admin.patch(f"/api/users/{user['id']}", json={"active": False})).status_code == 200
+    await expect(page.locator("form.login-form")).to_be_visible()
+
+
 # Working together
 
 

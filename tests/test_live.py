@@ -378,3 +378,40 @@ async def test_events_written_by_another_process_arrive_by_the_poll(db_url: str)
                 await other.dispose()
             event = await receive_event(ws, within=3)
         assert (event["seq"], event["type"]) == (after + 1, "note.added")
+
+
+async def closed_with(ws: ClientConnection) -> int | None:
+    """Read until the server closes the socket; its close code."""
+    with pytest.raises(ConnectionClosed) as closed:
+        async with asyncio.timeout(TIMEOUT):
+            while True:
+                await ws.recv()
+    return closed.value.rcvd.code if closed.value.rcvd else None
+
+
+async def test_a_stream_ends_when_its_credentials_no_longer_hold(server: Harness) -> None:
+    admin, _ = await server.token_client("admin")
+    # A user deactivated: the socket opened with their token is closed, and cannot be opened again.
+    agent, user = await server.token_client("agent")
+    async with open_live(server.url, agent) as ws:
+        assert (await admin.patch(f"/api/users/{user['id']}", json={"active": False})).status_code == 200
+        assert await closed_with(ws) == 4001
+    with pytest.raises(InvalidStatus) as refused:
+        async with open_live(server.url, agent):
+            pass
+    assert refused.value.response.status_code == 401
+
+    # A session logged out elsewhere: the same.
+    browser, _ = await server.session_client("agent")
+    async with open_live(server.url, browser, origin=server.url) as ws:
+        assert (await browser.delete("/api/session")).status_code == 204
+        assert await closed_with(ws) == 4001
+
+    # A role changed: the stream showed what the old role may see, so it ends; a new one opens.
+    expert, user = await server.token_client("agent")
+    async with open_live(server.url, expert) as ws:
+        assert (await admin.patch(f"/api/users/{user['id']}", json={"role": "expert"})).status_code == 200
+        assert await closed_with(ws) == 4001
+    async with open_live(server.url, expert) as ws:
+        with pytest.raises(TimeoutError):  # and this one stays open
+            await receive(ws, within=1.0)

@@ -56,6 +56,9 @@ class Settings:
     live_poll_seconds: float = 5.0
     #: Recent events each hub keeps for its sockets; one that falls further behind is closed with 4000.
     live_buffer_size: int = 5000
+    #: How often an open live stream checks that its session or token still holds (a user deactivated, a
+    #: token revoked, a role changed): at most this long until such a socket is closed with 4001.
+    live_recheck_seconds: float = 30.0
     #: How long a worker may hold an account between signs of life before another takes it over.
     poll_lease_seconds: float = 120.0
     #: How long a reply may stay 'sending' before another worker reconciles it.
@@ -83,8 +86,9 @@ class Settings:
             )
         if self.claim_lease_seconds <= 0:
             raise SettingsError("WEBCARE_CLAIM_LEASE_SECONDS must be positive")
-        if self.live_poll_seconds <= 0 or self.live_buffer_size <= 0:
-            raise SettingsError("WEBCARE_LIVE_POLL_SECONDS and WEBCARE_LIVE_BUFFER_SIZE must be positive")
+        if self.live_poll_seconds <= 0 or self.live_buffer_size <= 0 or self.live_recheck_seconds <= 0:
+            raise SettingsError("WEBCARE_LIVE_POLL_SECONDS, WEBCARE_LIVE_BUFFER_SIZE and "
+                                "WEBCARE_LIVE_RECHECK_SECONDS must be positive")
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
@@ -114,6 +118,7 @@ class Settings:
             secure_cookies=_bool(env, "WEBCARE_SECURE_COOKIES", cls.secure_cookies),
             live_poll_seconds=_float(env, "WEBCARE_LIVE_POLL_SECONDS", cls.live_poll_seconds),
             live_buffer_size=_int(env, "WEBCARE_LIVE_BUFFER_SIZE", cls.live_buffer_size),
+            live_recheck_seconds=_float(env, "WEBCARE_LIVE_RECHECK_SECONDS", cls.live_recheck_seconds),
             poll_lease_seconds=_float(env, "WEBCARE_POLL_LEASE_SECONDS", cls.poll_lease_seconds),
             send_lease_seconds=_float(env, "WEBCARE_SEND_LEASE_SECONDS", cls.send_lease_seconds),
             webhook_lease_seconds=_float(env, "WEBCARE_WEBHOOK_LEASE_SECONDS", cls.webhook_lease_seconds),

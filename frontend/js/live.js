@@ -79,6 +79,8 @@ export class Live extends EventTarget {
       if (e.code === 4401 || e.code === 1008) {
         this.dispatchEvent(new CustomEvent("unauthorized"));
       }
+      // The server ended the stream because the login no longer holds or the role changed.
+      if (e.code === 4001) this.dispatchEvent(new CustomEvent("revoked"));
       this.scheduleReconnect();
     });
   }

@@ -164,6 +164,14 @@ function buildShell(ctx) {
       showState("live");
     }
   });
+  ctx.live.addEventListener("revoked", async () => {
+    // Logged out or deactivated: /api/me answers 401 and onLoggedOut shows the login. A new role or
+    // department: what the menus and pages offer changed, so start again as who one is now.
+    try {
+      const me = await get("/api/me");
+      if (me.role !== ctx.me.role || me.department_id !== ctx.me.department_id) location.reload();
+    } catch { /* onLoggedOut handles a 401 */ }
+  });
   ctx.live.addEventListener("retrying", async (e) => {
     // A refused upgrade looks like any drop; the API says whether the session is still there.
     if (e.detail.attempt === 3) {

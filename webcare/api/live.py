@@ -29,7 +29,9 @@ Client → server, JSON text frames:
   user may not see are left out silently.
 
 Close codes: 4000 the client fell too far behind (reconnect with ``after=`` the last ``seq`` it
-got); 1011 a failure on our side (reconnect likewise); 1012 the server is restarting.
+got); 4001 the session or token no longer holds, or the user's role or department changed (checked
+every ``WEBCARE_LIVE_RECHECK_SECONDS``; reconnecting asks again, and is refused with 401 if it is gone);
+1011 a failure on our side (reconnect likewise); 1012 the server is restarting.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from webcare.access import Actor, conversation_visible
 from webcare.auth import SESSION_COOKIE
 from webcare.conversations import visible_conversation
 from webcare.db import Database
-from webcare.errors import AppError, BadRequest, Forbidden
+from webcare.errors import AppError, BadRequest, Forbidden, NotAuthenticated
 from webcare.http import ok
 from webcare.hub import Hub, Subscription, dumps
 from webcare.models import Conversation
@@ -65,6 +67,7 @@ MAX_WATCH = 100
 #: How long a close may wait for a client that is not reading before we give up on it.
 CLOSE_TIMEOUT = 10.0
 BEHIND = 4000
+NO_LONGER_VALID = 4001
 
 
 class LiveStream:
@@ -95,14 +98,39 @@ async def live(websocket: WebSocket, send: Send) -> None:
     try:
         await websocket.accept()
         sender = asyncio.create_task(_send(websocket, send, hub, sub, after), name="live-sender")
+        checker = asyncio.create_task(_recheck(websocket, svc, principal.actor), name="live-recheck")
         try:
             await _receive(websocket, svc.db, hub, sub)
         finally:
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
+            for task in (sender, checker):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
     finally:
         hub.unsubscribe(sub)
+
+
+async def _recheck(websocket: WebSocket, svc: Services, actor: Actor) -> None:
+    """Close the socket once the credentials it was opened with no longer hold, or no longer give the
+    same view (the role or department decides what the stream shows)."""
+    authorization, cookie = websocket.headers.get("authorization"), websocket.cookies.get(SESSION_COOKIE)
+    while True:
+        await asyncio.sleep(svc.settings.live_recheck_seconds)
+        try:
+            now = (await svc.auth.authenticate(authorization, cookie)).actor
+        except NotAuthenticated:
+            reason = "the session or token is no longer valid"
+        except Exception:
+            log.exception("checking the credentials of a live stream failed; trying again")
+            continue
+        else:
+            if (now.id, now.role, now.department_id) == (actor.id, actor.role, actor.department_id):
+                continue
+            reason = "the user's role or department changed; reconnect"
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await websocket.close(code=NO_LONGER_VALID, reason=reason)
+        return
 
 
 def _after(websocket: WebSocket) -> int | None:
