@@ -49,6 +49,10 @@ class Settings:
     session_max_age_seconds: int = 12 * 3600
     #: Marks the session cookie Secure (set behind HTTPS).
     secure_cookies: bool = False
+    #: How long a process may answer "who is this token or session?" from memory instead of the database.
+    #: A change made through another process (a user deactivated, a session ended) holds there within this;
+    #: changes made through this process hold at once. 0 asks the database on every request.
+    auth_cache_seconds: float = 2.0
     login_max_failures: int = 10
     login_window_seconds: int = 600
     max_body_bytes: int = 256 * 1024
@@ -84,6 +88,8 @@ class Settings:
                 "WEBCARE_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://, "
                 f"not {self.database_url.split(':', 1)[0]!r}"
             )
+        if self.auth_cache_seconds < 0:
+            raise SettingsError("WEBCARE_AUTH_CACHE_SECONDS must not be negative")
         if self.claim_lease_seconds <= 0:
             raise SettingsError("WEBCARE_CLAIM_LEASE_SECONDS must be positive")
         if self.live_poll_seconds <= 0 or self.live_buffer_size <= 0 or self.live_recheck_seconds <= 0:
@@ -119,6 +125,7 @@ class Settings:
             live_poll_seconds=_float(env, "WEBCARE_LIVE_POLL_SECONDS", cls.live_poll_seconds),
             live_buffer_size=_int(env, "WEBCARE_LIVE_BUFFER_SIZE", cls.live_buffer_size),
             live_recheck_seconds=_float(env, "WEBCARE_LIVE_RECHECK_SECONDS", cls.live_recheck_seconds),
+            auth_cache_seconds=_float(env, "WEBCARE_AUTH_CACHE_SECONDS", cls.auth_cache_seconds),
             poll_lease_seconds=_float(env, "WEBCARE_POLL_LEASE_SECONDS", cls.poll_lease_seconds),
             send_lease_seconds=_float(env, "WEBCARE_SEND_LEASE_SECONDS", cls.send_lease_seconds),
             webhook_lease_seconds=_float(env, "WEBCARE_WEBHOOK_LEASE_SECONDS", cls.webhook_lease_seconds),

@@ -37,7 +37,9 @@ async def create_user(request: Request) -> Response:
 async def update_user(request: Request) -> Response:
     (await current_actor(request)).require("admin")
     body = await parse(request, UserPatch)
-    return ok(await people.update_user(services(request).db, request.path_params["id"], body))
+    user = await people.update_user(services(request).db, request.path_params["id"], body)
+    services(request).auth.forget()  # deactivated, another role: this process knows at once
+    return ok(user)
 
 
 async def list_accounts(request: Request) -> Response:
