@@ -87,12 +87,12 @@ async def store_page(db: Database, account_id: int, messages: Sequence[InboundMe
 async def _lock_account(session: AsyncSession, account_id: int, external_ids: list[str]
                         ) -> tuple[int, set[str | None]]:
     """Lock the account's row for this page; its department and which of ``external_ids`` are stored already."""
-    stored = (sa.select(_MESSAGES.c.external_id)
-              .where(_MESSAGES.c.account_id == account_id, _MESSAGES.c.external_id == sa.any_(sa.bindparam("ids")))
-              .scalar_subquery())
     if session.get_bind().dialect.name == "postgresql":
         # One round trip: the lock, the department and the duplicates (an array parameter, so the statement
         # is prepared once for any page size).
+        stored = (sa.select(_MESSAGES.c.external_id)
+                  .where(_MESSAGES.c.account_id == account_id, _MESSAGES.c.external_id == sa.any_(sa.bindparam("ids")))
+                  .scalar_subquery())
         row = (await session.execute(
             sa.select(Account.department_id, sa.func.array(stored)).where(Account.id == account_id).with_for_update(
                 of=Account), {"ids": external_ids})).one()

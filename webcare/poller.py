@@ -110,17 +110,16 @@ class Poller:
             return
         interval = float(account.settings.get("poll_interval") or DEFAULT_POLL_INTERVAL)
         cursor = account.cursor
-        ahead: asyncio.Task[Page] | None = None
+        fetching: asyncio.Task[Page] | None = None
         try:
             connector = self.connectors.get(account)
-            fetching = ahead = asyncio.create_task(connector.fetch(cursor))
+            fetching = asyncio.create_task(connector.fetch(cursor))
             for n in range(self.max_pages):
                 page: Page = await fetching
-                ahead = None
                 # The next page is asked for while this one is stored: its cursor is known already, and a
                 # page fetched but never stored is only fetched again (the cursor moves with the store).
                 if page.has_more and n + 1 < self.max_pages:
-                    fetching = ahead = asyncio.create_task(connector.fetch(page.cursor))
+                    fetching = asyncio.create_task(connector.fetch(page.cursor))
                 await store_page(self.db, account_id, page.messages, self._keep_lease(account_id, page.cursor))
                 cursor = page.cursor
                 if not page.has_more:
@@ -141,9 +140,9 @@ class Poller:
         else:
             await self._finish(account_id, error=None, delay=dt.timedelta(seconds=interval), failed=False)
         finally:
-            if ahead is not None:  # the store failed or the lease was lost: the page asked for is not wanted
-                ahead.cancel()
-                await asyncio.gather(ahead, return_exceptions=True)
+            if fetching is not None:  # a page asked for ahead but not wanted (a failed store, a lost lease)
+                fetching.cancel()  # nothing, when it was awaited already
+                await asyncio.gather(fetching, return_exceptions=True)
 
     def _keep_lease(self, account_id: int, cursor: dict[str, Any]) -> Any:
         """The statement that stores the cursor with a page, only while this worker holds the lease."""
