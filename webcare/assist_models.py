@@ -131,7 +131,12 @@ class ConversationRoute(Base):
 
 class Fingerprint(Base):
     """A new conversation's first message as matching sees it, indexed for narrowing candidates by
-    author, time and normalised-text hash."""
+    author, time and normalised-text hash.
+
+    Derived data, written with the conversation it describes, and without foreign keys: their checks
+    cost 1.6 ms of a page of 80 on PostgreSQL, and guarded nothing (conversations are never deleted; the
+    account is the conversation's).
+    """
 
     __tablename__ = "conversation_fingerprints"
     __table_args__ = (
@@ -139,9 +144,8 @@ class Fingerprint(Base):
         sa.Index("ix_conversation_fingerprints_hash_posted", "text_hash", "posted_at"),
     )
 
-    conversation_id: Mapped[int] = mapped_column(sa.ForeignKey("conversations.id", ondelete="CASCADE"),
-                                                 primary_key=True, autoincrement=False)
-    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"))
+    conversation_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    account_id: Mapped[int]
     author_key: Mapped[str] = mapped_column(sa.String(200))
     text_hash: Mapped[str] = mapped_column(sa.String(16))
     norm_text: Mapped[str] = mapped_column(sa.Text)
