@@ -132,47 +132,120 @@ async def _continuing(session: AsyncSession, account_id: int, messages: Sequence
 
 
 async def _store_fresh(tx: Tx, account_id: int, department_id: int, messages: Sequence[InboundMessage]) -> None:
-    """Messages that each open a new conversation: three statements however many there are."""
+    """Messages that each open a new conversation: one statement on PostgreSQL, three on SQLite, however
+    many there are."""
     if not messages:
         return
     session = tx.session
-    pg = session.get_bind().dialect.name == "postgresql"
-    # Core inserts on the tables: the ORM's bulk machinery costs more than the statements themselves.
+    if session.get_bind().dialect.name == "postgresql":
+        conversation_ids, message_ids = await _insert_fresh_pg(tx, account_id, department_id, messages)
+    else:
+        conversation_ids, message_ids = await _insert_fresh_sqlite(tx, account_id, department_id, messages)
+    for m, conversation_id, message_id in zip(messages, conversation_ids, message_ids, strict=True):
+        tx.emit("conversation.created", conversation_id, None, account_id=account_id,
+                author={"id": m.author.id, "handle": m.author.handle, "name": m.author.name},
+                subject_preview=_preview(m.text))
+        tx.emit("message.received", conversation_id, None, message=inbound_json(
+            message_id, m.text, m.author.id, m.author.handle, m.author.name, m.created_at, m.external_id,
+            m.in_reply_to))
+    await assist_new_conversations(tx, account_id, list(zip(conversation_ids, messages, strict=True)))
+
+
+async def _insert_fresh_pg(tx: Tx, account_id: int, department_id: int, messages: Sequence[InboundMessage]
+                           ) -> tuple[list[int], list[int]]:
+    """Conversations, messages and metrics rows in one statement, the page as one array per column (so
+    it is prepared once for any page size); the conversation and message ids, in the order of ``messages``."""
+    metrics_rows = await metrics.start_rows(tx, account_id, department_id, [(None, m.created_at) for m in messages])
+    params: dict[str, Any] = {
+        "account_id": account_id, "department_id": department_id, "now": tx.now,
+        "author_id": [m.author.id for m in messages], "author_handle": [m.author.handle for m in messages],
+        "author_name": [m.author.name for m in messages], "preview": [_preview(m.text) for m in messages],
+        "posted_at": [m.created_at for m in messages], "external_id": [m.external_id for m in messages],
+        "in_reply_to": [m.in_reply_to for m in messages], "thread_id": [m.thread_id for m in messages],
+        "text": [m.text for m in messages],
+        **{k: [r[k] for r in metrics_rows] for k in ("fr_target_id", "fr_due_at", "res_target_id", "res_due_at")}}
+    stored = {n: (conversation_id, message_id)
+              for n, conversation_id, message_id in await tx.session.execute(_PG_FRESH, params)}
+    if len(stored) != len(messages):
+        raise _Duplicate
+    ordered = [stored[n] for n in range(1, len(messages) + 1)]
+    return [c for c, _ in ordered], [m for _, m in ordered]
+
+
+# Each conversation's id is taken from its sequence in the statement itself; the i-th smallest goes to the
+# i-th message, so ids follow the page's order as they would one insert at a time. The metrics rows and
+# messages refer to conversations inserted by the same statement: foreign keys are checked at its end.
+_PG_FRESH = sa.text("""
+WITH page AS (
+    SELECT * FROM unnest(
+        CAST(:author_id AS text[]), CAST(:author_handle AS text[]), CAST(:author_name AS text[]),
+        CAST(:preview AS text[]), CAST(:posted_at AS timestamptz[]), CAST(:external_id AS text[]),
+        CAST(:in_reply_to AS text[]), CAST(:thread_id AS text[]), CAST(:text AS text[]),
+        CAST(:fr_target_id AS int[]), CAST(:fr_due_at AS timestamptz[]), CAST(:res_target_id AS int[]),
+        CAST(:res_due_at AS timestamptz[])
+    ) WITH ORDINALITY AS p(author_id, author_handle, author_name, preview, posted_at, external_id, in_reply_to,
+                           thread_id, text, fr_target_id, fr_due_at, res_target_id, res_due_at, n)
+),
+ids AS (
+    SELECT id, row_number() OVER (ORDER BY id) AS n
+    FROM (SELECT nextval(pg_get_serial_sequence('conversations', 'id')) AS id FROM page) AS taken
+),
+new AS MATERIALIZED (SELECT ids.id, page.* FROM page JOIN ids USING (n)),
+conversations AS (
+    INSERT INTO conversations (id, account_id, status, author_id, author_handle, author_name, subject_preview,
+                               waiting_since, last_message_at, created_at, updated_at, version)
+    SELECT id, :account_id, 'open', author_id, author_handle, author_name, preview, posted_at, posted_at,
+           :now, :now, 1
+    FROM new
+),
+metrics AS (
+    INSERT INTO conversation_metrics (conversation_id, account_id, department_id, started_at, replies, escalated,
+                                      reopened, fr_target_id, fr_due_at, res_target_id, res_due_at)
+    SELECT id, :account_id, :department_id, posted_at, 0, false, 0, fr_target_id, fr_due_at, res_target_id,
+           res_due_at
+    FROM new
+),
+stored AS (
+    INSERT INTO messages (conversation_id, account_id, direction, external_id, in_reply_to, thread_id, text,
+                          author_external_id, author_handle, author_name, created_at, received_at)
+    SELECT id, :account_id, 'in', external_id, in_reply_to, thread_id, text, author_id, author_handle,
+           author_name, posted_at, :now
+    FROM new
+    ON CONFLICT (account_id, external_id) DO NOTHING
+    RETURNING conversation_id, id
+)
+SELECT new.n, stored.conversation_id, stored.id FROM stored JOIN new ON new.id = stored.conversation_id
+""")
+
+
+async def _insert_fresh_sqlite(tx: Tx, account_id: int, department_id: int, messages: Sequence[InboundMessage]
+                               ) -> tuple[list[int], list[int]]:
+    session = tx.session
     conversations = [
         {"account_id": account_id, "status": "open", "author_id": m.author.id, "author_handle": m.author.handle,
          "author_name": m.author.name, "subject_preview": _preview(m.text), "waiting_since": m.created_at,
          "last_message_at": m.created_at, "created_at": tx.now, "updated_at": tx.now, "version": 1}
         for m in messages]
-    if pg:
-        conversation_ids = list(await session.scalars(
-            sa.insert(_CONVERSATIONS).returning(_CONVERSATIONS.c.id, sort_by_parameter_order=True), conversations))
-    else:
-        # SQLite cannot promise RETURNING's order for many rows, so SQLAlchemy would insert them one statement
-        # each. This transaction is the only writer (BEGIN IMMEDIATE), so the next ids are ours to give.
-        last = await session.scalar(sa.select(sa.func.max(_CONVERSATIONS.c.id))) or 0
-        conversation_ids = list(range(last + 1, last + 1 + len(conversations)))
-        await session.execute(sa.insert(_CONVERSATIONS),
-                              [{"id": cid, **row} for cid, row in zip(conversation_ids, conversations, strict=True)])
+    # SQLite cannot promise RETURNING's order for many rows, so SQLAlchemy would insert them one statement
+    # each. This transaction is the only writer (BEGIN IMMEDIATE), so the next ids are ours to give.
+    last = await session.scalar(sa.select(sa.func.max(_CONVERSATIONS.c.id))) or 0
+    conversation_ids = list(range(last + 1, last + 1 + len(conversations)))
+    # Core inserts on the tables: the ORM's bulk machinery costs more than the statements themselves.
+    await session.execute(sa.insert(_CONVERSATIONS),
+                          [{"id": cid, **row} for cid, row in zip(conversation_ids, conversations, strict=True)])
     rows = [_message_row(account_id, conversation_id, m, tx.now)
             for m, conversation_id in zip(messages, conversation_ids, strict=True)]
-    # Matched by external id, so in any order: one multi-row statement on both databases.
+    # Matched by external id, so in any order: one multi-row statement.
     result = await session.execute(
-        (pg_insert if pg else sqlite_insert)(_MESSAGES).on_conflict_do_nothing(
-            index_elements=["account_id", "external_id"]).returning(_MESSAGES.c.external_id, _MESSAGES.c.id), rows)
+        sqlite_insert(_MESSAGES).on_conflict_do_nothing(index_elements=["account_id", "external_id"])
+        .returning(_MESSAGES.c.external_id, _MESSAGES.c.id), rows)
     stored: dict[str, int] = {external_id: message_id for external_id, message_id in result}
     if len(stored) != len(rows):
         raise _Duplicate
     await metrics.started(tx, account_id, [(conversation_id, m.created_at)
                                            for m, conversation_id in zip(messages, conversation_ids, strict=True)],
                           department_id=department_id)
-    for m, row in zip(messages, rows, strict=True):
-        tx.emit("conversation.created", row["conversation_id"], None, account_id=account_id,
-                author={"id": m.author.id, "handle": m.author.handle, "name": m.author.name},
-                subject_preview=_preview(m.text))
-        tx.emit("message.received", row["conversation_id"], None, message=inbound_json(
-            stored[m.external_id], m.text, m.author.id, m.author.handle, m.author.name, m.created_at, m.external_id,
-            m.in_reply_to))
-    await assist_new_conversations(tx, account_id, list(zip(conversation_ids, messages, strict=True)))
+    return conversation_ids, [stored[m.external_id] for m in messages]
 
 
 def _message_row(account_id: int, conversation_id: int, m: InboundMessage, now: dt.datetime) -> dict[str, Any]:

@@ -177,6 +177,14 @@ async def started(tx: Tx, account_id: int, conversations: Sequence[tuple[int, dt
     if department_id is None:
         department_id = await tx.session.scalar(sa.select(Account.department_id).where(Account.id == account_id))
     assert department_id is not None
+    rows = await start_rows(tx, account_id, department_id, conversations)
+    await tx.session.execute(sa.insert(cast(sa.Table, M.__table__)), rows)
+
+
+async def start_rows(tx: Tx, account_id: int, department_id: int,
+                     conversations: Sequence[tuple[int | None, dt.datetime]]) -> list[dict[str, Any]]:
+    """The metrics rows of new conversations, for a caller that inserts them itself (``conversation_id``
+    may be None there, for ids the same statement gives)."""
     plan = await sla.plan_for(tx.session, account_id, department_id, tx.zone)
     rows = []
     for conversation_id, at in conversations:
@@ -186,7 +194,7 @@ async def started(tx: Tx, account_id: int, conversations: Sequence[tuple[int, dt
                      "started_at": at, "replies": 0, "escalated": False, "reopened": 0,
                      "fr_target_id": fr_target, "fr_due_at": fr_due, "res_target_id": res_target,
                      "res_due_at": res_due})
-    await tx.session.execute(sa.insert(cast(sa.Table, M.__table__)), rows)
+    return rows
 
 
 async def reply_sent(tx: Tx, conversation_id: int, user_id: int) -> None:
