@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,7 +14,7 @@ from connectors import make_connector
 from connectors.base import AuthExpired, OutboundReply, Permanent, RateLimited, Transient
 from connectors.fake.state import MastodonAccount
 from connectors.mastodon import MastodonConnector, addressed, weighted_length
-from connectors.plaintext import html_to_text
+from connectors.plaintext import _parsed_text, _plain_markup_text, _tidy, html_to_text
 from tests.conftest import FakeServer, free_port
 
 pytestmark = pytest.mark.anyio
@@ -102,6 +103,30 @@ def test_html_to_text_keeps_text_and_only_text() -> None:
     assert html_to_text("<p>x</p><script>alert('no')</script><style>p{}</style><p>y</p>") == "x\n\ny"
     assert html_to_text("<p>  spaced\n  out  </p>") == "spaced out"
     assert html_to_text("&lt;b&gt;not bold&lt;/b&gt;") == "<b>not bold</b>"
+
+
+# Pieces of markup, plain and hostile, that random statuses are made of.
+_PIECES = ["<p>", "</p>", "<br>", "<br/>", "<br />", "</br>", "<p/>", "<P>", "<DIV class=x>", "</div>", "<li>",
+           '<a href="https://x.example/?a=1&amp;b=2" rel="nofollow noopener" target="_blank">', "</a>",
+           '<span class="h-card" translate="no">', "</span>", "<b>", "</b>", "<p\n>", '<p title="a\nb">',
+           "<img src=x onerror=alert(1)>", "<a href='>'>", "<1>", "< p>", "<script>", "</script>", "<STYLE>",
+           "<!-- c -->", "<?xml?>", "&amp;", "&lt;", "&#39;", "&nbsp;", "&#10;", "&", "&amp", "&unknown;", "x&y",
+           " ", "\n", "\t", "\r\n", "tekst", "é", "😡", "<", ">"]
+
+
+def test_the_quick_reading_of_markup_is_the_parsers() -> None:
+    """html_to_text reads plain markup with a regular expression and leaves the rest to the HTML parser: on
+    thousands of random statuses, wherever the quick reading answers, it answers what the parser does."""
+    rng = random.Random(7)
+    quick = 0
+    for _ in range(30_000):
+        markup = "".join(rng.choice(_PIECES) for _ in range(rng.randint(0, 12)))
+        text = _plain_markup_text(markup)
+        if text is not None:
+            quick += 1
+            assert _tidy(text) == _tidy(_parsed_text(markup)), markup
+        assert html_to_text(markup) == _tidy(_parsed_text(markup)), markup
+    assert quick > 5_000  # the quick reading is taken where it can be, not only in theory
 
 
 async def test_a_reply_keeps_visibility_addresses_the_author_and_carries_the_key(
