@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
+import orjson
 
 from connectors.base import (
     AuthExpired,
@@ -199,8 +200,8 @@ def _reset(response: httpx.Response) -> dt.datetime | None:
 
 def _json(response: httpx.Response) -> Any:
     try:
-        return response.json()
-    except ValueError:
+        return orjson.loads(response.content)
+    except ValueError:  # orjson.JSONDecodeError is one
         raise Transient(f"{response.request.url.path}: the answer is not JSON") from None
 
 

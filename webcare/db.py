@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
-import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
@@ -139,8 +139,8 @@ async def _append_events(tx: Tx) -> int | None:
              "data": e.data} for e in tx.events]
     if tx.session.get_bind().dialect.name == "postgresql":
         # One round trip: take the numbers and insert the rows in a single statement.
-        return int((await tx.session.execute(_pg_append(n), {"n": n, "rows": json.dumps(rows, default=_iso)})
-                    ).scalar_one())
+        rows_json = orjson.dumps(rows, option=orjson.OPT_NON_STR_KEYS).decode()
+        return int((await tx.session.execute(_pg_append(n), {"n": n, "rows": rows_json})).scalar_one())
     last: int = (
         await tx.session.execute(
             sa.update(EventCounter).where(EventCounter.id == 1)
@@ -163,12 +163,6 @@ def _pg_append(n: int) -> sa.TextClause:
         "RETURNING seq) "
         "SELECT last_seq FROM counter"
     )
-
-
-def _iso(value: object) -> str:
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _sqlite_setup(engine: AsyncEngine, *, begin: str) -> None:
