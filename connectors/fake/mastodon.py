@@ -234,10 +234,7 @@ class MastodonApi:
                            f'<span class="{"ellipsis" if hidden else ""}">{html.escape(shown)}</span>'
                            f'<span class="invisible">{html.escape(hidden)}</span></a>')
                 continue
-            host = (match.group("host") or self.fake.mastodon_domain).lower()
-            account = next((m for m in self.fake.m_accounts.values()
-                            if m.username.lower() == match.group("user").lower() and self.host(m).lower() == host),
-                           None)
+            account = self.fake.m_account_at(match.group("user"), match.group("host"))
             if account is None:
                 out.append(html.escape(match.group(0)))
             else:

@@ -201,6 +201,8 @@ class FakePlatform:
             self.tweets: dict[str, Tweet] = {}
             self.dm_events: dict[str, DMEvent] = {}
             self.m_accounts: dict[str, MastodonAccount] = {}
+            #: The same accounts by (username, host), casefolded: mentions are found by name on every render.
+            self.m_by_name: dict[tuple[str, str], MastodonAccount] = {}
             self.statuses: dict[str, Status] = {}
             self.notifications: dict[str, Notification] = {}
             #: Counts a status or account shows, kept as statuses come (rendering a page must not scan them all).
@@ -378,15 +380,19 @@ class FakePlatform:
         username, _, domain = acct.lstrip("@").partition("@")
         local = not domain or domain == self.mastodon_domain
         with self.lock:
-            for account in self.m_accounts.values():
-                if account.username.lower() == username.lower() and (account.domain is None) == local \
-                        and (local or (account.domain or "").lower() == domain.lower()):
-                    return account
+            found = self.m_account_at(username, domain)
+            if found is not None:
+                return found
             account = MastodonAccount(id=str(100_000 + len(self.m_accounts) + 1), username=username,
                                       domain=None if local else domain, display_name=display_name or username,
                                       created_at=self.now_dt())
             self.m_accounts[account.id] = account
+            self.m_by_name[(username.lower(), (account.domain or self.mastodon_domain).lower())] = account
             return account
+
+    def m_account_at(self, username: str, host: str | None) -> MastodonAccount | None:
+        """The known account ``username`` on ``host`` (this server when None), or None."""
+        return self.m_by_name.get((username.lower(), (host or self.mastodon_domain).lower()))
 
     def add_mastodon_account(self, username: str, display_name: str | None = None,
                              access_token: str | None = None) -> MastodonAccount:
@@ -417,11 +423,9 @@ class FakePlatform:
             mentioned: list[str] = []
             for match in re.finditer(r"(?<![\w@])@([\w.]+(?:@[\w.-]+\w)?)", text):
                 username, _, domain = match.group(1).partition("@")
-                for account in self.m_accounts.values():
-                    same_host = (account.domain or self.mastodon_domain).lower() == (domain or self.mastodon_domain
-                                                                                      ).lower()
-                    if account.username.lower() == username.lower() and same_host and account.id not in mentioned:
-                        mentioned.append(account.id)
+                account = self.m_account_at(username, domain)
+                if account is not None and account.id not in mentioned:
+                    mentioned.append(account.id)
             status = Status(id=self.next_status_id(), account_id=author.id, text=text, created_at=self.now_dt(),
                             visibility=visibility, in_reply_to_id=in_reply_to.id if in_reply_to else None,
                             in_reply_to_account_id=in_reply_to.account_id if in_reply_to else None,
