@@ -19,6 +19,9 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import sqlalchemy as sa
+
+from webcare.db import Database
 
 PG_ADMIN = os.environ.get("WEBCARE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 SECRET = "bench-secret-" + "s" * 40
@@ -86,6 +89,15 @@ def serve(url: str) -> Iterator[str]:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         os.unlink(log.name)
+
+
+async def analyse(db: Database) -> None:
+    """Fresh planner statistics, as autovacuum keeps them in production: PostgreSQL on these machines runs
+    without autovacuum, and a database filled by a benchmark would otherwise be planned as if empty (a
+    prepared statement's generic plan then scanned an account's every message for a page's duplicates)."""
+    if db.engine.dialect.name == "postgresql":
+        async with db.connect() as conn:
+            await conn.execute(sa.text("ANALYZE"))
 
 
 def percentile(values: list[float], p: float) -> float:

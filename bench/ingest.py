@@ -8,7 +8,8 @@ maximum) over HTTP from the fake platform (a process of its own) on loopback, th
 current one is stored with its cursor in one transaction (dedupe, thread, open conversations, metrics rows,
 events and, unless the account turns it off, assist: routing, fingerprints, links and surges). Every
 message is the same question from 500 people, so assist links them all into one surge: its costliest case.
-The path runs with assist on (the default) and off. The baseline inserts the same conversations and
+The path runs with assist on (the default) and off. Between runs the database is analysed, as autovacuum
+would do in production (it is off on these machines). The baseline inserts the same conversations and
 messages with two executemany statements in one transaction, nothing else. Medians over the rounds.
 """
 
@@ -27,7 +28,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import SECRET, database, fake_platform, median
+from bench.common import SECRET, analyse, database, fake_platform, median
 from webcare.connections import ConnectorPool
 from webcare.db import Database
 from webcare.migrate import upgrade
@@ -116,9 +117,11 @@ def bench(kind: str, n: int, rounds: int) -> tuple[float, float, float]:
             try:
                 for r in range(rounds):
                     raw_rates.append(await run_raw(db, n))
+                    await analyse(db)
                     # Turn about, so that neither always meets the larger database.
                     for assist in ((True, False) if r % 2 == 0 else (False, True)):
                         (ingest_rates if assist else plain_rates).append(await run_ingest(db, fake_url, n, assist))
+                        await analyse(db)
                     print(f"  {kind} round {r + 1}: raw {raw_rates[-1]:8.0f}/s   ingest {ingest_rates[-1]:8.0f}/s"
                           f"   without assist {plain_rates[-1]:8.0f}/s", flush=True)
             finally:
