@@ -128,8 +128,12 @@ def normalise(text: str) -> Normalised:
     folded = fold(stripped)
     folded = _PHRASES.sub(lambda m: _PHRASE_WORD[m.group(1)], folded)
     tokens: list[str] = []
-    for match in _TOKEN.finditer(folded):
-        token = match.group()
+    for token in _TOKEN.findall(folded):
+        if token.isalpha():  # most are: no digit and no separator, so one word as it is
+            word = SYNONYMS.get(token, token)
+            if len(word) > 1 and word not in STOP_WORDS:
+                tokens.append(word)
+            continue
         if _DIGIT.search(token):
             tokens.append(_SEPARATORS.sub("", token))  # "12-AB-34" and "12ab34" are one licence plate
             continue
