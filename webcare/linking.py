@@ -239,8 +239,9 @@ async def link_new(tx: Tx, account_id: int, items: Sequence[tuple[int, Author, s
 
 def _best_repeat(n: _New, same_author: list[Candidate], config: Config) -> tuple[Candidate, int] | None:
     best: tuple[Candidate, int] | None = None
+    since, until = n.posted_at - config.repeat_window, n.posted_at + config.repeat_window
     for c in same_author:
-        if abs(c.posted_at - n.posted_at) > config.repeat_window or c.norm.words.isdisjoint(n.norm.words):
+        if not since <= c.posted_at <= until or c.norm.words.isdisjoint(n.norm.words):
             continue
         score = same_question(n.norm, c.norm, config.repeat_score)
         if score is not None and (best is None or (score, -c.posted_at.timestamp()) >
