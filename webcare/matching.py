@@ -14,6 +14,8 @@ separates them.
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
+
 from rapidfuzz import fuzz
 
 from connectors.base import Author
@@ -36,29 +38,39 @@ def author_key(author: Author) -> str:
     return fold(handle)[:200] if handle else f"id:{author.id}"[:200]
 
 
-def _overlap(a: Normalised, b: Normalised) -> tuple[set[str], set[str], set[str]]:
+def _overlap(a: Normalised, b: Normalised) -> tuple[AbstractSet[str], AbstractSet[str], AbstractSet[str]]:
     """Shared words, and the words only in a and only in b; a misspelt word counts as shared."""
-    shared = set(a.words & b.words)
-    only_a, only_b = set(a.words - b.words), set(b.words - a.words)
-    for x in sorted(only_a - a.ids):
-        twin = next((y for y in sorted(only_b - b.ids) if fuzz.ratio(x, y) >= WORD_ALIKE), None)
+    shared, only_a, only_b = a.words & b.words, a.words - b.words, b.words - a.words
+    # Each word of a (in order) takes the first of b's remaining words alike to it; ids are never misspelt.
+    # Most pairs have no such words on one side or the other: then nothing is sorted or copied.
+    loose_a = sorted(only_a - a.ids)
+    loose_b = sorted(only_b - b.ids) if loose_a else []
+    if not loose_b:
+        return shared, only_a, only_b
+    twins = []
+    for x in loose_a:
+        twin = next((y for y in loose_b if fuzz.ratio(x, y) >= WORD_ALIKE), None)
         if twin is not None:
-            only_a.discard(x)
-            only_b.discard(twin)
-            shared.add(x)
-    return shared, only_a, only_b
+            loose_b.remove(twin)
+            twins.append((x, twin))
+    if not twins:
+        return shared, only_a, only_b
+    paired_a, paired_b = {x for x, _ in twins}, {y for _, y in twins}
+    return shared | paired_a, only_a - paired_a, only_b - paired_b
 
 
 def same_question(a: Normalised, b: Normalised, min_score: int = REPEAT_SCORE) -> int | None:
     """The score when one person's two messages ask the same thing, else None."""
     if not a.words or not b.words:
         return None
+    # Asked before the score, which it does not need: _overlap never takes an id for a misspelt word, so the
+    # ids only in a are a.ids - b.ids. A person's numbered messages ("Vraag 12: ...") mostly end here.
+    if (a.ids - b.ids) and (b.ids - a.ids):
+        return None  # other numbers: another plate, road, date or house
     score = round(fuzz.token_set_ratio(a.text, b.text))
     if score < min_score:
         return None
     shared, only_a, only_b = _overlap(a, b)
-    if (only_a & a.ids) and (only_b & b.ids):
-        return None  # other numbers: another plate, road, date or house
     if (only_a & a.keys) and (only_b & b.keys):
         return None  # other names or places
     if len(shared) < 4 and (only_a - a.ids) and (only_b - b.ids):
