@@ -30,6 +30,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from connectors.base import Author
 from webcare import metrics
@@ -78,10 +79,11 @@ class Candidate:
     author_key: str
     norm: Normalised
     posted_at: dt.datetime
-    #: The first conversation this one repeats (it is a cross_post or duplicate of it).
+    #: The first conversation this one repeats (it is a cross_post or duplicate of it), and its account.
     primary_id: int | None = None
     cluster_id: int | None = None
     cluster_root: int | None = None
+    primary_account_id: int | None = None
 
 
 @dataclass
@@ -148,12 +150,14 @@ class _Pool:
 
 
 def _candidate(row: Any) -> Candidate:
-    conversation_id, account_id, key, norm_text, keys, posted_at, linked_id, kind, cluster_id, root_of = row[:10]
+    conversation_id, account_id, key, norm_text, keys, posted_at, linked_id, kind, cluster_id, root_of, \
+        linked_account_id = row[:11]
     norm = Normalised.stored(norm_text, keys)
     if kind == "surge":
         return Candidate(conversation_id, account_id, key, norm, posted_at, None, cluster_id, linked_id)
     if kind is not None:  # a cross_post or duplicate
-        return Candidate(conversation_id, account_id, key, norm, posted_at, linked_id)
+        return Candidate(conversation_id, account_id, key, norm, posted_at, linked_id,
+                         primary_account_id=linked_account_id)
     if root_of is not None:  # the first conversation of a surge
         return Candidate(conversation_id, account_id, key, norm, posted_at, None, root_of, conversation_id)
     return Candidate(conversation_id, account_id, key, norm, posted_at)
@@ -163,11 +167,15 @@ def _select(f: Any = None, source: Any = None) -> Any:
     """Candidates' columns from ``f`` (the fingerprints, or a subquery of them; ``source`` when they come
     joined to something) with their links and surges."""
     f = _FINGERPRINTS if f is None else f
-    L, K = ConversationLink, Cluster
+    L, K, first = ConversationLink, Cluster, aliased(Conversation, name="first")
+    # The account of the first conversation a repeat repeats: whether repeating it again is a duplicate or a
+    # cross-post (a look-up per message otherwise, when people ask on a third account).
     return (sa.select(f.c.conversation_id, f.c.account_id, f.c.author_key, f.c.norm_text, f.c["keys"], f.c.posted_at,
-                      L.linked_id, L.kind, L.cluster_id, K.id.label("root_of"))
+                      L.linked_id, L.kind, L.cluster_id, K.id.label("root_of"),
+                      first.account_id.label("linked_account"))
             .select_from(f if source is None else source)
             .outerjoin(L, L.conversation_id == f.c.conversation_id)
+            .outerjoin(first, sa.and_(first.id == L.linked_id, L.kind.in_(REPEATS)))
             .outerjoin(K, K.root_conversation_id == f.c.conversation_id))
 
 
@@ -212,7 +220,7 @@ async def link_new(tx: Tx, account_id: int, items: Sequence[tuple[int, Author, s
     surge = _Pool()
     for row in rows:
         c = _candidate(row)
-        if row[10]:  # from the repeat part
+        if row[11]:  # from the repeat part
             repeats[c.author_key].append(c)
         if c.primary_id is None:
             surge.add(c)
@@ -226,8 +234,9 @@ async def link_new(tx: Tx, account_id: int, items: Sequence[tuple[int, Author, s
         if repeated is not None:
             target, score = repeated
             me.primary_id = target.primary_id or target.conversation_id
-            first_account = target.account_id if target.primary_id is None else await _account_of(
-                session, me.primary_id)
+            first_account = target.account_id if target.primary_id is None else (
+                target.primary_account_id or await _account_of(session, me.primary_id))
+            me.primary_account_id = first_account
             linker.link(me.conversation_id, me.primary_id, "duplicate" if first_account == account_id else "cross_post",
                         score, None)
         else:
