@@ -163,20 +163,22 @@ def _candidate(row: Any) -> Candidate:
     return Candidate(conversation_id, account_id, key, norm, posted_at)
 
 
-def _select(f: Any = None, source: Any = None) -> Any:
+def _select(f: Any = None, source: Any = None, first_account: bool = False) -> Any:
     """Candidates' columns from ``f`` (the fingerprints, or a subquery of them; ``source`` when they come
-    joined to something) with their links and surges."""
+    joined to something) with their links and surges, and where ``first_account``, the account of the
+    first conversation a repeat repeats: whether repeating it again is a duplicate or a cross-post (a
+    look-up per message otherwise, when people ask on a third account). Only the page's authors' own
+    candidates need it; it is one more join to plan."""
     f = _FINGERPRINTS if f is None else f
     L, K, first = ConversationLink, Cluster, aliased(Conversation, name="first")
-    # The account of the first conversation a repeat repeats: whether repeating it again is a duplicate or a
-    # cross-post (a look-up per message otherwise, when people ask on a third account).
-    return (sa.select(f.c.conversation_id, f.c.account_id, f.c.author_key, f.c.norm_text, f.c["keys"], f.c.posted_at,
-                      L.linked_id, L.kind, L.cluster_id, K.id.label("root_of"),
-                      first.account_id.label("linked_account"))
+    account = first.account_id if first_account else sa.null().cast(sa.Integer)
+    stmt = (sa.select(f.c.conversation_id, f.c.account_id, f.c.author_key, f.c.norm_text, f.c["keys"], f.c.posted_at,
+                      L.linked_id, L.kind, L.cluster_id, K.id.label("root_of"), account.label("linked_account"))
             .select_from(f if source is None else source)
-            .outerjoin(L, L.conversation_id == f.c.conversation_id)
-            .outerjoin(first, sa.and_(first.id == L.linked_id, L.kind.in_(REPEATS)))
-            .outerjoin(K, K.root_conversation_id == f.c.conversation_id))
+            .outerjoin(L, L.conversation_id == f.c.conversation_id))
+    if first_account:
+        stmt = stmt.outerjoin(first, sa.and_(first.id == L.linked_id, L.kind.in_(REPEATS)))
+    return stmt.outerjoin(K, K.root_conversation_id == f.c.conversation_id)
 
 
 @dataclass(frozen=True)
@@ -439,14 +441,14 @@ def _candidates(pg: bool = False) -> Any:
         authors = sa.func.unnest(authors_param).table_valued("key").render_derived(name="page_authors")
         hashes = sa.func.unnest(sa.bindparam("hashes", type_=ARRAY(sa.Text))).table_valued("hash") \
             .render_derived(name="page_hashes")
-        by_author = _select(source=sa.join(authors, _FINGERPRINTS, _FINGERPRINTS.c.author_key == authors.c.key)) \
-            .add_columns(sa.literal(1).label("repeat")).where(in_window)
+        by_author = _select(source=sa.join(authors, _FINGERPRINTS, _FINGERPRINTS.c.author_key == authors.c.key),
+                            first_account=True).add_columns(sa.literal(1).label("repeat")).where(in_window)
         by_copy = _select(source=sa.join(hashes, _FINGERPRINTS, _FINGERPRINTS.c.text_hash == hashes.c.hash)) \
             .add_columns(sa.literal(1).label("repeat")).where(
                 in_window, not_old_member, sa.not_(F.author_key == sa.any_(authors_param)))
         repeat_parts = [by_author, by_copy]
     else:
-        repeat_parts = [_select().add_columns(sa.literal(1).label("repeat")).where(
+        repeat_parts = [_select(first_account=True).add_columns(sa.literal(1).label("repeat")).where(
             sa.or_(F.author_key.in_(sa.bindparam("authors", expanding=True)),
                    sa.and_(F.text_hash.in_(sa.bindparam("hashes", expanding=True)), not_old_member)),
             in_window)]
