@@ -21,26 +21,39 @@ from webcare.db import Tx
 from webcare.models import Account, Conversation
 
 
-async def new_conversations(tx: Tx, account_id: int, opened: Sequence[tuple[int, InboundMessage]]) -> None:
-    """Route and link conversations just opened in ``tx``: (conversation id, its first message)."""
-    if not opened:
+async def new_conversations(tx: Tx, account_id: int, opened: Sequence[tuple[int, InboundMessage]],
+                            settings: dict[str, Any] | None = None) -> None:
+    """Route and link conversations just opened in ``tx``: (conversation id, its first message). The
+    account's ``settings`` where the caller has them already (a look-up fewer)."""
+    if not opened or (settings is not None and settings.get("assist") is False):
         return
-    # One round trip for whether assist is on for the account, and for the active routing rules.
-    stmt = (sa.select(Account.settings, RoutingRule).outerjoin(RoutingRule, RoutingRule.active.is_(True))
-            .where(Account.id == account_id).order_by(RoutingRule.position, RoutingRule.id))
-    if tx.session.get_bind().dialect.name == "postgresql":
-        # After five runs PostgreSQL may plan a prepared statement once for any values; for the candidate
-        # query that plan cannot see the page's authors and time window and is several times slower.
-        # Plan each statement for its values for the rest of this transaction, in the same round trip.
-        stmt = stmt.add_columns(sa.func.set_config("plan_cache_mode", "force_custom_plan", True))
-    rows = (await tx.session.execute(stmt)).all()
-    settings = rows[0][0] if rows else None
-    if settings and settings.get("assist") is False:
-        return
-    rules = [row[1] for row in rows if row[1] is not None]
+    pg = tx.session.get_bind().dialect.name == "postgresql"
+    if settings is None:
+        # One round trip for whether assist is on for the account, and for the active routing rules.
+        rows = (await tx.session.execute(_PG_SETTINGS_AND_RULES if pg else _SETTINGS_AND_RULES,
+                                         {"account_id": account_id})).all()
+        if rows and rows[0][0] and rows[0][0].get("assist") is False:
+            return
+        rules = [row[1] for row in rows if row[1] is not None]
+    else:
+        rules = [row[0] for row in await tx.session.execute(_PG_RULES if pg else _RULES) if row[0] is not None]
     if rules:
         await routing.route_new(tx, account_id, [(cid, m.text) for cid, m in opened], rules)
     await linking.link_new(tx, account_id, [(cid, m.author, m.text, m.created_at) for cid, m in opened])
+
+
+_RULES = sa.select(RoutingRule).where(RoutingRule.active.is_(True)).order_by(RoutingRule.position, RoutingRule.id)
+_SETTINGS_AND_RULES = (
+    sa.select(Account.settings, RoutingRule).outerjoin(RoutingRule, RoutingRule.active.is_(True))
+    .where(Account.id == sa.bindparam("account_id")).order_by(RoutingRule.position, RoutingRule.id))
+# After five runs PostgreSQL may plan a prepared statement once for any values; for the candidate query that
+# plan cannot see the page's authors and time window and is several times slower. Plan each statement for
+# its values for the rest of the transaction, in the same round trip as the rules. (A row comes back with
+# no rule, for the setting.)
+_CUSTOM_PLANS = sa.func.set_config("plan_cache_mode", "force_custom_plan", True)
+_PG_RULES = sa.select(RoutingRule, _CUSTOM_PLANS).select_from(sa.select(sa.literal(1)).subquery()).outerjoin(
+    RoutingRule, RoutingRule.active.is_(True)).order_by(RoutingRule.position, RoutingRule.id)
+_PG_SETTINGS_AND_RULES = _SETTINGS_AND_RULES.add_columns(_CUSTOM_PLANS)
 
 
 async def conversation_extras(session: AsyncSession, actor: Actor, conversation_id: int) -> dict[str, Any]:

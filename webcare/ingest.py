@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -69,11 +70,12 @@ async def store_page(db: Database, account_id: int, messages: Sequence[InboundMe
             async with db.write() as tx:
                 # One writer per account at a time, across processes (SQLite has one writer anyway):
                 # a reply stored beside the message it answers would not see it and open a second conversation.
-                department_id, known = await _lock_account(tx.session, account_id, [m.external_id for m in ordered])
+                department_id, settings, known = await _lock_account(tx.session, account_id,
+                                                                     [m.external_id for m in ordered])
                 new = [m for m in ordered if m.external_id not in known]
                 linked = await _continuing(tx.session, account_id, new)
                 fresh = [m for m in new if m.external_id not in linked]
-                await _store_fresh(tx, account_id, department_id, fresh)
+                await _store_fresh(tx, account_id, department_id, settings, fresh)
                 for message in new:
                     if message.external_id in linked:
                         await ingest_in(tx, account_id, message)
@@ -85,24 +87,30 @@ async def store_page(db: Database, account_id: int, messages: Sequence[InboundMe
 
 
 async def _lock_account(session: AsyncSession, account_id: int, external_ids: list[str]
-                        ) -> tuple[int, set[str | None]]:
-    """Lock the account's row for this page; its department and which of ``external_ids`` are stored already."""
+                        ) -> tuple[int, dict[str, Any], set[str | None]]:
+    """Lock the account's row for this page; its department, its settings and which of ``external_ids`` are
+    stored already."""
     if session.get_bind().dialect.name == "postgresql":
-        # One round trip: the lock, the department and the duplicates (an array parameter, so the statement
-        # is prepared once for any page size).
-        stored = (sa.select(_MESSAGES.c.external_id)
-                  .where(_MESSAGES.c.account_id == account_id, _MESSAGES.c.external_id == sa.any_(sa.bindparam("ids")))
-                  .scalar_subquery())
-        row = (await session.execute(
-            sa.select(Account.department_id, sa.func.array(stored)).where(Account.id == account_id).with_for_update(
-                of=Account), {"ids": external_ids})).one()
-        return row[0], set(row[1])
+        row = (await session.execute(_PG_LOCK, {"account_id": account_id, "ids": external_ids})).one()
+        return row[0], row[1], set(row[2])
     # SQLite: one writer holds the database already; no arrays, so an expanding IN.
-    department_id = await session.scalar(sa.select(Account.department_id).where(Account.id == account_id))
-    known = set(await session.scalars(sa.select(Message.external_id).where(
-        Message.account_id == account_id, Message.external_id.in_(external_ids)))) if external_ids else set()
-    assert department_id is not None, f"account {account_id} is gone"
-    return department_id, known
+    department_id, settings = (await session.execute(_SQLITE_ACCOUNT, {"account_id": account_id})).one()
+    known = set(await session.scalars(_SQLITE_KNOWN, {"account_id": account_id, "ids": external_ids})
+                ) if external_ids else set()
+    return department_id, settings, known
+
+
+# One round trip: the lock, the department, the settings and the duplicates (an array parameter, so the
+# statement is prepared once for any page size).
+_PG_LOCK = sa.select(Account.department_id, Account.settings, sa.func.array(
+    sa.select(_MESSAGES.c.external_id)
+    .where(_MESSAGES.c.account_id == sa.bindparam("account_id"), _MESSAGES.c.external_id == sa.any_(
+        sa.bindparam("ids", type_=ARRAY(sa.String)))).scalar_subquery())
+).where(Account.id == sa.bindparam("account_id")).with_for_update(of=Account)
+_SQLITE_ACCOUNT = sa.select(Account.department_id, Account.settings).where(Account.id == sa.bindparam("account_id"))
+_SQLITE_KNOWN = sa.select(_MESSAGES.c.external_id).where(
+    _MESSAGES.c.account_id == sa.bindparam("account_id"), _MESSAGES.c.external_id.in_(sa.bindparam("ids",
+                                                                                                 expanding=True)))
 
 
 async def _continuing(session: AsyncSession, account_id: int, messages: Sequence[InboundMessage]) -> set[str]:
@@ -131,7 +139,8 @@ async def _continuing(session: AsyncSession, account_id: int, messages: Sequence
     return continuing
 
 
-async def _store_fresh(tx: Tx, account_id: int, department_id: int, messages: Sequence[InboundMessage]) -> None:
+async def _store_fresh(tx: Tx, account_id: int, department_id: int, settings: dict[str, Any],
+                       messages: Sequence[InboundMessage]) -> None:
     """Messages that each open a new conversation: one statement on PostgreSQL, three on SQLite, however
     many there are."""
     if not messages:
@@ -148,7 +157,7 @@ async def _store_fresh(tx: Tx, account_id: int, department_id: int, messages: Se
         tx.emit("message.received", conversation_id, None, message=inbound_json(
             message_id, m.text, m.author.id, m.author.handle, m.author.name, m.created_at, m.external_id,
             m.in_reply_to))
-    await assist_new_conversations(tx, account_id, list(zip(conversation_ids, messages, strict=True)))
+    await assist_new_conversations(tx, account_id, list(zip(conversation_ids, messages, strict=True)), settings)
 
 
 async def _insert_fresh_pg(tx: Tx, account_id: int, department_id: int, messages: Sequence[InboundMessage]

@@ -177,7 +177,7 @@ def _select(f: Any = None, source: Any = None, first_account: bool = False) -> A
             .select_from(f if source is None else source)
             .outerjoin(L, L.conversation_id == f.c.conversation_id))
     if first_account:
-        stmt = stmt.outerjoin(first, sa.and_(first.id == L.linked_id, L.kind.in_(REPEATS)))
+        stmt = stmt.outerjoin(first, sa.and_(first.id == L.linked_id, L.kind != "surge"))
     return stmt.outerjoin(K, K.root_conversation_id == f.c.conversation_id)
 
 
@@ -344,9 +344,9 @@ class _Linker:
         if not self.started:
             return {}, set()
         session = self.tx.session
-        result = await session.execute(
-            _insert(session)(_CLUSTERS).on_conflict_do_nothing(index_elements=["root_conversation_id"])
-            .returning(_CLUSTERS.c.root_conversation_id, _CLUSTERS.c.id), list(self.started.values()))
+        rows = list(self.started.values())
+        result = await (session.execute(_PG_CLUSTERS, _arrays(rows, "k_")) if _is_pg(session)
+                        else session.execute(_SQLITE_CLUSTERS, rows))
         by_root = {root: cluster_id for root, cluster_id in result}
         new = set(by_root.values())
         taken = [row for row in self.started.values() if row["root_conversation_id"] not in by_root]
@@ -373,9 +373,7 @@ class _Linker:
             params = {**_arrays(self.links, "l_"), **_arrays(grown, "g_", ("id", "n", "last"))}
             result = await session.execute(_PG_LINKS, params)
         else:
-            result = await session.execute(
-                sqlite_insert(_LINKS).on_conflict_do_nothing(index_elements=["conversation_id"])
-                .returning(_LINKS.c.conversation_id), self.links)
+            result = await session.execute(_SQLITE_LINKS, self.links)
             if grown:
                 await session.execute(_SQLITE_GROW, [{f"g_{k}": v for k, v in g.items()} for g in grown])
         stored = set(result.scalars())
@@ -472,6 +470,15 @@ _LAST = sa.bindparam("g_last", type_=UTCDateTime())
 _SQLITE_GROW = sa.update(_CLUSTERS).where(_CLUSTERS.c.id == sa.bindparam("g_id")).values(
     size=_CLUSTERS.c.size + sa.bindparam("g_n"), last_at=sa.case((_CLUSTERS.c.last_at < _LAST, _LAST),
                                                                   else_=_CLUSTERS.c.last_at))
+_CLUSTER_COLUMNS = {"root_conversation_id": sa.Integer, "size": sa.Integer, "created_at": _TS, "last_at": _TS,
+                    "topic": sa.Text}
+_PG_CLUSTERS = (pg_insert(_CLUSTERS).from_select(list(_CLUSTER_COLUMNS), _unnest("k_", _CLUSTER_COLUMNS))
+                .on_conflict_do_nothing(index_elements=["root_conversation_id"])
+                .returning(_CLUSTERS.c.root_conversation_id, _CLUSTERS.c.id))
+_SQLITE_CLUSTERS = (sqlite_insert(_CLUSTERS).on_conflict_do_nothing(index_elements=["root_conversation_id"])
+                    .returning(_CLUSTERS.c.root_conversation_id, _CLUSTERS.c.id))
+_SQLITE_LINKS = sqlite_insert(_LINKS).on_conflict_do_nothing(index_elements=["conversation_id"]).returning(
+    _LINKS.c.conversation_id)
 _PG_LINKS = (
     pg_insert(_LINKS).from_select(
         ["conversation_id", "linked_id", "kind", "cluster_id", "score", "created_at"],
@@ -483,10 +490,6 @@ _PG_LINKS = (
         last_at=sa.case((Cluster.last_at < _GROWN.c.last, _GROWN.c.last), else_=Cluster.last_at))
         .cte("grow_clusters"))
 )
-
-
-def _insert(session: AsyncSession) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 # Answering one answers all

@@ -26,6 +26,12 @@ from webcare.models import Account
 log = logging.getLogger(__name__)
 
 A = Account
+# Built once: it runs with every page stored.
+_KEEP_LEASE = (sa.update(A).where(A.id == sa.bindparam("account_id"), A.poll_owner == sa.bindparam("owner"))
+               .values(cursor=sa.bindparam("cursor", type_=A.cursor.type),
+                       poll_lease_expires_at=sa.bindparam("lease_until", type_=A.poll_lease_expires_at.type),
+                       last_polled_at=sa.bindparam("now", type_=A.last_polled_at.type))
+               .returning(A.id))
 DEFAULT_POLL_INTERVAL = 60.0
 
 
@@ -147,11 +153,9 @@ class Poller:
     def _keep_lease(self, account_id: int, cursor: dict[str, Any]) -> Any:
         """The statement that stores the cursor with a page, only while this worker holds the lease."""
         async def apply(tx: Any) -> None:
-            done = (await tx.session.execute(
-                sa.update(A).where(A.id == account_id, A.poll_owner == self.worker_id)
-                .values(cursor=cursor, poll_lease_expires_at=tx.now + self.lease, last_polled_at=tx.now)
-                .returning(A.id)
-            )).scalar_one_or_none()
+            done = (await tx.session.execute(_KEEP_LEASE, {
+                "account_id": account_id, "owner": self.worker_id, "cursor": cursor,
+                "lease_until": tx.now + self.lease, "now": tx.now})).scalar_one_or_none()
             if done is None:
                 raise LostLease
         return apply

@@ -76,9 +76,12 @@ def calendar_of(row: BusinessHours | None, zone: str) -> Calendar:
     return Calendar.build(row.timezone, row.week, row.holidays)
 
 
+_TARGETS = sa.select(SlaTarget).where(SlaTarget.scope.in_(sa.bindparam("scopes", expanding=True)))
+
+
 async def plan_for(session: AsyncSession, account_id: int, department_id: int, zone: str) -> Plan:
     scopes = [account_scope(account_id), department_scope(department_id), ORGANISATION]
-    found = list(await session.scalars(sa.select(SlaTarget).where(SlaTarget.scope.in_(scopes))))
+    found = list(await session.scalars(_TARGETS, {"scopes": scopes}))
     targets: dict[str, Target] = {}
     for metric in ("first_response", "resolution"):
         mine = sorted((t for t in found if t.metric == metric), key=lambda t: scopes.index(t.scope))
