@@ -186,7 +186,9 @@ class Message(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     conversation_id: Mapped[int] = mapped_column(sa.ForeignKey("conversations.id"), index=True)
-    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"))
+    #: The conversation's account (for the platform's ids, unique per account); no key of its own, that
+    #: would only check the conversation's again (per message taken in).
+    account_id: Mapped[int]
     direction: Mapped[str] = mapped_column(sa.String(10))
     external_id: Mapped[str | None] = mapped_column(sa.String(200))
     in_reply_to: Mapped[str | None] = mapped_column(sa.String(200))
