@@ -6,11 +6,13 @@ next to a raw executemany insert of the same rows.
 The ingest path is the real one: a Poller fetches Mastodon notification pages (80 a page, the API's
 maximum) over HTTP from the fake platform (a process of its own) on loopback, the next page while the
 current one is stored with its cursor in one transaction (dedupe, thread, open conversations, metrics rows,
-events and, unless the account turns it off, assist: routing, fingerprints, links and surges). Every
-message is the same question from 500 people, so assist links them all into one surge: its costliest case.
-The path runs with assist on (the default) and off. Between runs the database is analysed, as autovacuum
-would do in production (it is off on these machines). The baseline inserts the same conversations and
-messages with two executemany statements in one transaction, nothing else. Medians over the rounds.
+events and, unless the account turns it off, assist: routing, fingerprints, links and surges). The
+messages are bench/assist.py's realistic Dutch and English questions (sixteen kinds, so many alike: assist
+finds repeats and gathers surges among them) from 1,000 people, new people each round so that the rounds
+repeat one measurement. The path runs with assist on (the default) and off. Between runs the database is
+analysed, as autovacuum would do in production (it is off on these machines). The baseline inserts the same
+conversations and messages with two executemany statements in one transaction, nothing else. Medians over
+the rounds.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import random
 import secrets
 import sys
 import time
@@ -28,6 +31,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.assist import fill
 from bench.common import SECRET, analyse, database, fake_platform, median
 from webcare.connections import ConnectorPool
 from webcare.db import Database
@@ -38,7 +42,7 @@ from webcare.security import Keys
 from webcare.settings import Secret
 
 
-async def run_ingest(db: Database, fake_url: str, n: int, assist: bool = True) -> float:
+async def run_ingest(db: Database, fake_url: str, mentions: list[tuple[str, str]], assist: bool = True) -> float:
     keys = Keys(Secret(SECRET))
     pool = ConnectorPool(keys)
     handle = "bench" + secrets.token_hex(3)
@@ -56,10 +60,9 @@ async def run_ingest(db: Database, fake_url: str, n: int, assist: bool = True) -
         account_id = account.id
     poller = Poller(db, pool, "bench", max_pages=10_000)
     await poller.poll_due()  # the first poll sets the cursor to "now"
-    for i in range(n):
-        r = await control.post("/mastodon/mentions", json={
-            "account": handle, "text": f"Vraag {i}: wanneer wordt het grofvuil opgehaald in Noord?",
-            "author": f"p{i % 500}@social.example"})
+    n = len(mentions)
+    for text, author in mentions:
+        r = await control.post("/mastodon/mentions", json={"account": handle, "text": text, "author": author})
         r.raise_for_status()
     await control.aclose()
     async with db.write() as tx:
@@ -77,7 +80,7 @@ async def run_ingest(db: Database, fake_url: str, n: int, assist: bool = True) -
     return n / elapsed
 
 
-async def run_raw(db: Database, n: int) -> float:
+async def run_raw(db: Database, mentions: list[tuple[str, str]]) -> float:
     async with db.write() as tx:
         dep = Department(name="raw" + secrets.token_hex(3))
         tx.session.add(dep)
@@ -87,15 +90,14 @@ async def run_raw(db: Database, n: int) -> float:
         await tx.session.flush()
         account_id = account.id
     now = dt.datetime.now(dt.UTC)
-    text = "Vraag {}: wanneer wordt het grofvuil opgehaald in Noord?"
-    conversations = [{"account_id": account_id, "status": "open", "author_id": f"p{i % 500}",
-                      "author_handle": f"p{i % 500}", "author_name": f"P {i % 500}",
-                      "subject_preview": text.format(i), "waiting_since": now, "last_message_at": now,
-                      "created_at": now, "updated_at": now, "version": 1} for i in range(n)]
-    messages = [{"account_id": account_id, "direction": "in",
-                 "external_id": f"raw-{i}", "text": text.format(i), "author_external_id": f"p{i % 500}",
-                 "author_handle": f"p{i % 500}", "author_name": f"P {i % 500}", "created_at": now,
-                 "received_at": now} for i in range(n)]
+    n = len(mentions)
+    conversations = [{"account_id": account_id, "status": "open", "author_id": author, "author_handle": author,
+                      "author_name": author, "subject_preview": text[:140], "waiting_since": now,
+                      "last_message_at": now, "created_at": now, "updated_at": now, "version": 1}
+                     for text, author in mentions]
+    messages = [{"account_id": account_id, "direction": "in", "external_id": f"raw-{i}", "text": text,
+                 "author_external_id": author, "author_handle": author, "author_name": author, "created_at": now,
+                 "received_at": now} for i, (text, author) in enumerate(mentions)]
     t0 = time.perf_counter()
     async with db.write() as tx:
         ids = list(await tx.session.scalars(
@@ -115,12 +117,15 @@ def bench(kind: str, n: int, rounds: int) -> tuple[float, float, float]:
         async def go() -> None:
             db = Database(url)
             try:
+                rng = random.Random(20261127)
                 for r in range(rounds):
-                    raw_rates.append(await run_raw(db, n))
+                    mentions = [(fill(rng), f"r{r}p{rng.randrange(1000)}@social.example") for _ in range(n)]
+                    raw_rates.append(await run_raw(db, mentions))
                     await analyse(db)
                     # Turn about, so that neither always meets the larger database.
                     for assist in ((True, False) if r % 2 == 0 else (False, True)):
-                        (ingest_rates if assist else plain_rates).append(await run_ingest(db, fake_url, n, assist))
+                        (ingest_rates if assist else plain_rates).append(await run_ingest(db, fake_url, mentions,
+                                                                                          assist))
                         await analyse(db)
                     print(f"  {kind} round {r + 1}: raw {raw_rates[-1]:8.0f}/s   ingest {ingest_rates[-1]:8.0f}/s"
                           f"   without assist {plain_rates[-1]:8.0f}/s", flush=True)
