@@ -1,7 +1,7 @@
 """Ingest throughput: messages per second from fake platform pages to committed conversations,
 next to a raw executemany insert of the same rows.
 
-    .venv/bin/python bench/ingest.py [--db postgres,sqlite] [--messages 3000] [--rounds 3]
+    .venv/bin/python bench/ingest.py [--db postgres,sqlite] [--messages 3000] [--rounds 5] [--accounts 1]
 
 The ingest path is the real one: a Poller fetches Mastodon notification pages (80 a page, the API's
 maximum) over HTTP from the fake platform (a process of its own) on loopback, the next page while the
@@ -42,41 +42,50 @@ from webcare.security import Keys
 from webcare.settings import Secret
 
 
-async def run_ingest(db: Database, fake_url: str, mentions: list[tuple[str, str]], assist: bool = True) -> float:
+async def run_ingest(db: Database, fake_url: str, mentions: list[tuple[str, str]], assist: bool = True,
+                     accounts: int = 1) -> float:
+    """Messages per second polled and stored, the mentions dealt out over ``accounts`` accounts of one
+    department that the poller polls at once (as it polls an organisation's accounts)."""
     keys = Keys(Secret(SECRET))
     pool = ConnectorPool(keys)
-    handle = "bench" + secrets.token_hex(3)
     control = httpx.AsyncClient(base_url=f"{fake_url}/_control", timeout=30)
-    token = (await control.post("/mastodon/accounts", json={"username": handle})).json()["access_token"]
+    handles = ["bench" + secrets.token_hex(3) for _ in range(accounts)]
+    account_ids = []
     async with db.write() as tx:
-        dep = Department(name=handle)
+        dep = Department(name=handles[0])
         tx.session.add(dep)
         await tx.session.flush()
-        account = Account(platform="mastodon", handle=handle, name=handle, department_id=dep.id,
-                          settings={"base_url": f"{fake_url}/mastodon", "poll_interval": 1, "assist": assist},
-                          credentials_encrypted=keys.encrypt_credentials({"access_token": token}))
-        tx.session.add(account)
-        await tx.session.flush()
-        account_id = account.id
+        for handle in handles:
+            token = (await control.post("/mastodon/accounts", json={"username": handle})).json()["access_token"]
+            account = Account(platform="mastodon", handle=handle, name=handle, department_id=dep.id,
+                              settings={"base_url": f"{fake_url}/mastodon", "poll_interval": 1, "assist": assist},
+                              credentials_encrypted=keys.encrypt_credentials({"access_token": token}))
+            tx.session.add(account)
+            await tx.session.flush()
+            account_ids.append(account.id)
     poller = Poller(db, pool, "bench", max_pages=10_000)
-    await poller.poll_due()  # the first poll sets the cursor to "now"
+    await poller.poll_due()  # the first poll sets the cursors to "now"
     n = len(mentions)
-    for text, author in mentions:
-        r = await control.post("/mastodon/mentions", json={"account": handle, "text": text, "author": author})
+    for i, (text, author) in enumerate(mentions):
+        r = await control.post("/mastodon/mentions", json={"account": handles[i % accounts], "text": text,
+                                                           "author": author})
         r.raise_for_status()
     await control.aclose()
     async with db.write() as tx:
-        await tx.session.execute(sa.update(Account).where(Account.id == account_id).values(next_poll_at=None))
+        await tx.session.execute(sa.update(Account).where(Account.id.in_(account_ids)).values(next_poll_at=None))
     t0 = time.perf_counter()
     await poller.poll_due()
     elapsed = time.perf_counter() - t0
+    async with db.write() as tx:  # done: no later round polls these again
+        await tx.session.execute(sa.update(Account).where(Account.id.in_(account_ids)).values(active=False))
     async with db.read() as s:
-        got = await s.scalar(sa.select(sa.func.count()).select_from(Message).where(Message.account_id == account_id))
+        got = await s.scalar(sa.select(sa.func.count()).select_from(Message)
+                             .where(Message.account_id.in_(account_ids)))
     await pool.aclose()
     if got != n:
         async with db.read() as s:
-            error = await s.scalar(sa.select(Account.last_error).where(Account.id == account_id))
-        raise RuntimeError(f"ingested {got} of {n}: {error}")
+            errors = list(await s.scalars(sa.select(Account.last_error).where(Account.id.in_(account_ids))))
+        raise RuntimeError(f"ingested {got} of {n}: {errors}")
     return n / elapsed
 
 
@@ -107,7 +116,7 @@ async def run_raw(db: Database, mentions: list[tuple[str, str]]) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def bench(kind: str, n: int, rounds: int) -> tuple[float, float, float]:
+def bench(kind: str, n: int, rounds: int, accounts: int) -> tuple[list[float], list[float], list[float]]:
     ingest_rates: list[float] = []
     plain_rates: list[float] = []
     raw_rates: list[float] = []
@@ -124,8 +133,8 @@ def bench(kind: str, n: int, rounds: int) -> tuple[float, float, float]:
                     await analyse(db)
                     # Turn about, so that neither always meets the larger database.
                     for assist in ((True, False) if r % 2 == 0 else (False, True)):
-                        (ingest_rates if assist else plain_rates).append(await run_ingest(db, fake_url, mentions,
-                                                                                          assist))
+                        (ingest_rates if assist else plain_rates).append(
+                            await run_ingest(db, fake_url, mentions, assist, accounts))
                         await analyse(db)
                     print(f"  {kind} round {r + 1}: raw {raw_rates[-1]:8.0f}/s   ingest {ingest_rates[-1]:8.0f}/s"
                           f"   without assist {plain_rates[-1]:8.0f}/s", flush=True)
@@ -133,21 +142,26 @@ def bench(kind: str, n: int, rounds: int) -> tuple[float, float, float]:
                 await db.dispose()
 
         asyncio.run(go())
-    return median(raw_rates), median(ingest_rates), median(plain_rates)
+    return raw_rates, ingest_rates, plain_rates
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--db", default="postgres,sqlite")
     ap.add_argument("--messages", type=int, default=3000)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--accounts", type=int, default=1, help="accounts the messages are dealt out over, polled at once")
     args = ap.parse_args()
-    rows = [(kind, *bench(kind, args.messages, args.rounds)) for kind in args.db.split(",")]
-    print(f"\ningest, {args.messages} messages per round, median of {args.rounds} rounds")
-    print(f"{'database':10} {'raw/s':>9} {'ingest/s':>9} {'ingest/raw':>10} {'no assist/s':>12} {'no assist/raw':>13}")
+    rows = [(kind, *bench(kind, args.messages, args.rounds, args.accounts)) for kind in args.db.split(",")]
+    print(f"\ningest, {args.messages} messages per round over {args.accounts} account(s), medians of {args.rounds} "
+          "rounds; ratios as the ratio of the medians and (paired) the median of each round's ratio")
+    print(f"{'database':10} {'raw/s':>9} {'ingest/s':>9} {'ingest/raw':>10} {'paired':>7} {'no assist/s':>12} "
+          f"{'no assist/raw':>13} {'paired':>7}")
     for kind, raw, ingest, plain in rows:
-        print(f"{kind:10} {raw:9.0f} {ingest:9.0f} {ingest / raw:10.2f} {plain:12.0f} {plain / raw:13.2f}")
-
+        r, i, p = median(raw), median(ingest), median(plain)
+        paired_i = median([a / b for a, b in zip(ingest, raw, strict=True)])
+        paired_p = median([a / b for a, b in zip(plain, raw, strict=True)])
+        print(f"{kind:10} {r:9.0f} {i:9.0f} {i / r:10.2f} {paired_i:7.2f} {p:12.0f} {p / r:13.2f} {paired_p:7.2f}")
 
 if __name__ == "__main__":
     main()
