@@ -230,3 +230,50 @@ async def test_an_outage_of_a_hundred_people_over_pages_is_one_surge(server: Har
     assert cluster["size"] == 100 and cluster["waiting"] == 100
     detail = (await agent.get(f"/api/clusters/{cluster['id']}")).json()
     assert len(detail["conversations"]) == 100
+
+
+async def test_two_accounts_starting_the_same_surges_at_once_do_not_deadlock(server: Harness) -> None:
+    """Two accounts' pages, stored at the same moment, each start the same two surges, in opposite orders.
+    Each page inserts its surges in one statement; a trigger that makes every surge insert take a while
+    (test-only) keeps both statements inside the insert together. In the order of the page they waited on
+    each other's first surge and PostgreSQL killed one as a deadlock; in the order of the surges' first
+    conversations one waits for the other, joins its surges, and nothing is lost."""
+    if server.db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer: two pages never store at once")
+    admin, _ = await server.token_client("admin")
+    agent, _ = await server.token_client("agent")
+    first = await server.api_account(admin, department="ICT")
+    second = await server.api_account(admin, department="Verkeer")
+    outage = ["De website ligt eruit, ik kan niet inloggen met DigiD", "Website doet het niet, DigiD inloggen mislukt",
+              "Kan niet inloggen met DigiD op de website, storing?", "Website storing? DigiD inloggen lukt niet"]
+    tram = ["Tram 5 rijdt niet tussen Centraal en Zuid", "Waarom rijdt tram 5 niet naar Zuid?",
+            "Tram 5 rijdt vandaag niet tussen Zuid en Centraal?", "Rijdt tram 5 niet meer naar Centraal en Zuid?"]
+
+    async def nothing(tx: Tx) -> None:
+        return None
+
+    def message(key: str, text: str, minutes: float) -> InboundMessage:
+        return InboundMessage(external_id=key, author=Author(f"id-{key}", f"mens_{key}", "Mens"), text=text,
+                              created_at=T0 + dt.timedelta(minutes=minutes))
+
+    # Two people each about both, not yet a surge (three people make one).
+    assert await store_page(server.db, first["id"], [
+        message("o1", outage[0], 0), message("t1", tram[0], 1), message("o2", outage[1], 2),
+        message("t2", tram[1], 3)], nothing) == 4
+    async with server.db.connect() as conn:
+        await conn.execute(sa.text(
+            "CREATE FUNCTION slow_surge() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN PERFORM pg_sleep(0.3); RETURN NEW; END $$"))
+        await conn.execute(sa.text(
+            "CREATE TRIGGER slow_surge BEFORE INSERT ON clusters FOR EACH ROW EXECUTE FUNCTION slow_surge()"))
+    try:
+        stored = await asyncio.gather(
+            store_page(server.db, first["id"], [message("o3", outage[2], 10), message("t3", tram[2], 11)], nothing),
+            store_page(server.db, second["id"], [message("t4", tram[3], 10), message("o4", outage[3], 11)], nothing))
+    finally:
+        async with server.db.connect() as conn:
+            await conn.execute(sa.text("DROP TRIGGER slow_surge ON clusters"))
+            await conn.execute(sa.text("DROP FUNCTION slow_surge()"))
+    assert stored == [2, 2]
+    clusters = (await agent.get("/api/clusters")).json()["items"]
+    assert sorted(c["size"] for c in clusters) == [4, 4]  # each surge: its two people and both new ones

@@ -279,6 +279,8 @@ class _Linker:
         self.grown: dict[int, tuple[int, int, dt.datetime]] = {}
         #: provisional id -> the row of a cluster this page started
         self.started: dict[int, dict[str, Any]] = {}
+        #: when each conversation linked into a surge was posted
+        self.posted: dict[int, dt.datetime] = {}
 
     def link(self, conversation_id: int, linked_id: int, kind: str, score: int, cluster_id: int | None) -> None:
         self.links.append({"conversation_id": conversation_id, "linked_id": linked_id, "kind": kind,
@@ -304,6 +306,7 @@ class _Linker:
                 assert c.cluster_root is not None
                 me.cluster_id, me.cluster_root = c.cluster_id, c.cluster_root
                 self.link(me.conversation_id, c.cluster_root, "surge", score, c.cluster_id)
+                self.posted[me.conversation_id] = me.posted_at
                 self._grow(c.cluster_id, c.cluster_root, 1, me.posted_at)
                 return
             alike.append((score, c))
@@ -328,6 +331,7 @@ class _Linker:
             if c is not root:
                 self.link(c.conversation_id, root.conversation_id, "surge",
                           scores.get(c.conversation_id) or scores.get(root.conversation_id, 0), provisional)
+                self.posted[c.conversation_id] = c.posted_at
 
     def _grow(self, cluster_id: int, root: int, n: int, at: dt.datetime) -> None:
         if cluster_id < 0:
@@ -338,32 +342,34 @@ class _Linker:
         _, count, last = self.grown.get(cluster_id, (root, 0, at))
         self.grown[cluster_id] = (root, count + n, max(last, at))
 
-    async def _insert_started(self) -> tuple[dict[int, int], set[int]]:
-        """The surges this page started, inserted in one statement: their ids by provisional id, and which
-        are new (a root another writer made a surge a moment ago is joined instead)."""
+    async def _insert_started(self) -> tuple[dict[int, int], set[int], dict[int, int]]:
+        """The surges this page started, inserted in one statement: their ids by provisional id, which are
+        new, and (by id, with their first conversations) those another writer started around the same first
+        conversation a moment ago, joined instead: they grow by the links that this page stores."""
         if not self.started:
-            return {}, set()
+            return {}, set(), {}
         session = self.tx.session
-        rows = list(self.started.values())
+        # In the order of their first conversations: two pages starting surges around the same ones (another
+        # account's page, at the same moment) wait for each other in one order, and cannot deadlock.
+        rows = sorted(self.started.values(), key=lambda row: row["root_conversation_id"])
         result = await (session.execute(_PG_CLUSTERS, _arrays(rows, "k_")) if _is_pg(session)
                         else session.execute(_SQLITE_CLUSTERS, rows))
         by_root = {root: cluster_id for root, cluster_id in result}
         new = set(by_root.values())
-        taken = [row for row in self.started.values() if row["root_conversation_id"] not in by_root]
+        taken = [row["root_conversation_id"] for row in self.started.values()
+                 if row["root_conversation_id"] not in by_root]
+        joined: dict[int, int] = {}
         if taken:
-            by_root.update({root: cluster_id for root, cluster_id in await session.execute(
-                sa.select(Cluster.root_conversation_id, Cluster.id)
-                .where(Cluster.root_conversation_id.in_([r["root_conversation_id"] for r in taken])))})
-            for row in taken:
-                self._grow(by_root[row["root_conversation_id"]], row["root_conversation_id"], row["size"] - 1,
-                           row["last_at"])
-        return {p: by_root[row["root_conversation_id"]] for p, row in self.started.items()}, new
+            joined = {cluster_id: root for root, cluster_id in await session.execute(
+                sa.select(Cluster.root_conversation_id, Cluster.id).where(Cluster.root_conversation_id.in_(taken)))}
+            by_root.update({root: cluster_id for cluster_id, root in joined.items()})
+        return {p: by_root[row["root_conversation_id"]] for p, row in self.started.items()}, new, joined
 
     async def flush(self) -> None:
         if not self.links:
             return  # a surge grows only by links
         session = self.tx.session
-        ids, new = await self._insert_started()
+        ids, new, taken = await self._insert_started()
         for link in self.links:
             if link["cluster_id"] is not None and link["cluster_id"] < 0:
                 link["cluster_id"] = ids[link["cluster_id"]]
@@ -377,6 +383,7 @@ class _Linker:
             if grown:
                 await session.execute(_SQLITE_GROW, [{f"g_{k}": v for k, v in g.items()} for g in grown])
         stored = set(result.scalars())
+        await self._correct_sizes(stored, new, taken)
         joined: dict[int, list[int]] = defaultdict(list)
         for link in self.links:
             if link["conversation_id"] not in stored:
@@ -396,8 +403,34 @@ class _Linker:
                 self.tx.emit("cluster.created", row["root_conversation_id"], None, cluster_id=cluster_id,
                              topic=row["topic"], members=members)
             else:
-                self.tx.emit("cluster.grown", self.grown[cluster_id][0], None, cluster_id=cluster_id,
-                             members=members)
+                root = taken[cluster_id] if cluster_id in taken else self.grown[cluster_id][0]
+                self.tx.emit("cluster.grown", root, None, cluster_id=cluster_id, members=members)
+
+    async def _correct_sizes(self, stored: set[int], new: set[int], taken: dict[int, int]) -> None:
+        """Sizes as the links stored make them, where another writer came first: a surge it started around
+        the same first conversation grows by this page's stored links, and a member it linked meanwhile is
+        not counted twice. (Counted in advance, they were, and a surge came out larger than its members.)"""
+        change: dict[int, tuple[int, dt.datetime | None]] = {}
+        for link in self.links:
+            cluster_id = link["cluster_id"]
+            if link["kind"] != "surge" or (cluster_id not in taken and link["conversation_id"] in stored):
+                continue
+            n, last = change.get(cluster_id, (0, None))
+            if cluster_id in taken:
+                if link["conversation_id"] in stored:
+                    at = self.posted[link["conversation_id"]]
+                    change[cluster_id] = (n + 1, at if last is None else max(last, at))
+            else:
+                change[cluster_id] = (n - 1, last)
+        rows = [{"id": cluster_id, "n": n, "last": last or dt.datetime.min.replace(tzinfo=dt.UTC)}
+                for cluster_id, (n, last) in sorted(change.items()) if n]
+        if not rows:
+            return
+        session = self.tx.session
+        if _is_pg(session):
+            await session.execute(_PG_LINKS, {**{f"l_{k}": [] for k in _LINK_COLUMNS}, **_arrays(rows, "g_")})
+        else:
+            await session.execute(_SQLITE_GROW, [{f"g_{k}": v for k, v in row.items()} for row in rows])
 
 
 def _is_pg(session: AsyncSession) -> bool:
@@ -466,6 +499,10 @@ def _candidates(pg: bool = False) -> Any:
 _CANDIDATES = _candidates()
 _PG_CANDIDATES = _candidates(pg=True).add_cte(_PG_NEW_FINGERPRINTS)
 _GROWN = _unnest("g_", {"id": sa.Integer, "n": sa.Integer, "last": _TS}).subquery("grown")
+# The surges a page grows, locked in the order of their ids before the UPDATE: pages of two accounts growing
+# the same surges each locked them in its own (join) order and could deadlock in an outage.
+_GROWING = (sa.select(_CLUSTERS.c.id).where(_CLUSTERS.c.id == sa.any_(sa.bindparam("g_id", type_=ARRAY(sa.Integer))))
+            .order_by(_CLUSTERS.c.id).with_for_update().cte("growing"))
 _LAST = sa.bindparam("g_last", type_=UTCDateTime())
 _SQLITE_GROW = sa.update(_CLUSTERS).where(_CLUSTERS.c.id == sa.bindparam("g_id")).values(
     size=_CLUSTERS.c.size + sa.bindparam("g_n"), last_at=sa.case((_CLUSTERS.c.last_at < _LAST, _LAST),
@@ -479,13 +516,12 @@ _SQLITE_CLUSTERS = (sqlite_insert(_CLUSTERS).on_conflict_do_nothing(index_elemen
                     .returning(_CLUSTERS.c.root_conversation_id, _CLUSTERS.c.id))
 _SQLITE_LINKS = sqlite_insert(_LINKS).on_conflict_do_nothing(index_elements=["conversation_id"]).returning(
     _LINKS.c.conversation_id)
+_LINK_COLUMNS = {"conversation_id": sa.Integer, "linked_id": sa.Integer, "kind": sa.Text, "cluster_id": sa.Integer,
+                 "score": sa.Integer, "created_at": _TS}
 _PG_LINKS = (
-    pg_insert(_LINKS).from_select(
-        ["conversation_id", "linked_id", "kind", "cluster_id", "score", "created_at"],
-        _unnest("l_", {"conversation_id": sa.Integer, "linked_id": sa.Integer, "kind": sa.Text,
-                       "cluster_id": sa.Integer, "score": sa.Integer, "created_at": _TS}))
+    pg_insert(_LINKS).from_select(list(_LINK_COLUMNS), _unnest("l_", _LINK_COLUMNS))
     .on_conflict_do_nothing(index_elements=["conversation_id"]).returning(_LINKS.c.conversation_id)
-    .add_cte(sa.update(Cluster).where(Cluster.id == _GROWN.c.id).values(
+    .add_cte(sa.update(Cluster).where(Cluster.id == _GROWN.c.id, Cluster.id.in_(sa.select(_GROWING.c.id))).values(
         size=Cluster.size + _GROWN.c.n,
         last_at=sa.case((Cluster.last_at < _GROWN.c.last, _GROWN.c.last), else_=Cluster.last_at))
         .cte("grow_clusters"))
