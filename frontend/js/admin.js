@@ -2,7 +2,7 @@
 import { get, patch, post } from "./api.js";
 import { announce, fill, h } from "./dom.js";
 import { t } from "./i18n.js";
-import { errorText, field, options, PLATFORMS, platformBadge, timeEl } from "./ui.js";
+import { createDetails, errorText, field, options, PLATFORMS, platformBadge, timeEl } from "./ui.js";
 
 const ROLES = ["agent", "expert", "coordinator", "admin"];
 
@@ -97,10 +97,9 @@ export class AdminPage {
   }
 
   createForm() {
-    const summary = h("summary", null, t(`admin.new_${this.kind}`));
     const form = this.kind === "users" ? this.userForm(null) : this.kind === "departments" ? this.departmentForm()
       : this.accountForm(null);
-    return h("details", { class: "create-details" }, summary, form);
+    return createDetails(t(`admin.new_${this.kind}`), form);
   }
 
   // Users

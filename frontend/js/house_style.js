@@ -9,7 +9,7 @@ import { announce, fill, h } from "./dom.js";
 import { t } from "./i18n.js";
 import { pages } from "./pages.js";
 import { lines } from "./routing_rules.js";
-import { accountTitle, errorText, field, options } from "./ui.js";
+import { accountTitle, createDetails, errorText, field, options } from "./ui.js";
 
 const ROLES = ["agent", "expert", "coordinator", "admin"];
 
@@ -87,8 +87,7 @@ class HouseStylePage {
         t("house.department", { name: d.name })]), this.scope)));
     fill(this.scopeBox, field(t("house.scope"), select));
     if (!this.createBox.firstChild) {
-      fill(this.createBox, h("details", { class: "create-details" }, h("summary", null, t("approval_rules.new")),
-        this.ruleForm()));
+      fill(this.createBox, createDetails(t("approval_rules.new"), this.ruleForm()));
     }
   }
 

@@ -3,11 +3,11 @@
 // order. Coordinators keep them here: made, changed, moved up or down, turned off and deleted, with what the
 // server refuses said beside the form, and a box to try a message against the active rules.
 import "./messages_rules.js";
-import { api, get, patch, post } from "./api.js";
+import { api, patch, post } from "./api.js";
 import { announce, fill, h } from "./dom.js";
 import { t } from "./i18n.js";
 import { pages } from "./pages.js";
-import { accountTitle, errorText, field, options } from "./ui.js";
+import { accountTitle, createDetails, errorText, field, loadItems, options } from "./ui.js";
 
 /** Lines (or commas) of a textarea as a list, blanks left out. */
 export function lines(text) {
@@ -33,14 +33,10 @@ class RoutingPage {
   }
 
   async load() {
-    try {
-      const [answer] = await Promise.all([get("/api/routing-rules"),
-        this.ctx.departments.size && this.ctx.users.size ? null : this.ctx.refreshReference()]);
-      this.items = answer.items;
-    } catch (e) {
-      fill(this.table, h("p", { role: "alert" }, errorText(e)));
-      return;
-    }
+    const items = await loadItems("/api/routing-rules", this.table,
+      this.ctx.departments.size && this.ctx.users.size ? null : () => this.ctx.refreshReference());
+    if (!items) return;
+    this.items = items;
     this.render();
   }
 
@@ -48,8 +44,7 @@ class RoutingPage {
     this.heading.textContent = t("routing.title");
     this.intro.textContent = t("routing.intro");
     if (!this.createBox.firstChild) {
-      fill(this.createBox, h("details", { class: "create-details" }, h("summary", null, t("routing.new")),
-        this.form(null)));
+      fill(this.createBox, createDetails(t("routing.new"), this.form(null)));
     }
     if (!this.tryBox.firstChild) fill(this.tryBox, this.tryForm());
     if (!this.items.length) {
@@ -173,7 +168,7 @@ class RoutingPage {
   tryForm() {
     const text = h("textarea", { name: "text", rows: "2", required: true });
     const answer = h("p", { class: "routing-try-answer", role: "status" });
-    return h("details", { class: "create-details" }, h("summary", null, t("routing.try")),
+    return createDetails(t("routing.try"),
       h("form", { class: "form-grid", onsubmit: async (e) => {
         e.preventDefault();
         try {

@@ -2,12 +2,12 @@
 // variables filled in for the conversation (POST /api/saved-replies/{id}/render), and a page where
 // coordinators keep them.
 import "./messages_assist.js";
-import { api, get, patch, post, query } from "./api.js";
+import { api, patch, post, query } from "./api.js";
 import { insertIntoComposer } from "./assist.js";
 import { announce, fill, h } from "./dom.js";
 import { t, tn } from "./i18n.js";
 import { composerHints, pages } from "./pages.js";
-import { errorText, field, options } from "./ui.js";
+import { createDetails, errorText, field, loadItems, options } from "./ui.js";
 
 const SEARCH_DELAY_MS = 150;
 const SHOWN = 8;
@@ -176,14 +176,10 @@ class SavedRepliesPage {
   }
 
   async load() {
-    try {
-      const [answer] = await Promise.all([get("/api/saved-replies?limit=200"),
-        this.ctx.departments.size ? null : this.ctx.refreshReference()]);
-      this.items = answer.items;
-    } catch (e) {
-      fill(this.table, h("p", { role: "alert" }, errorText(e)));
-      return;
-    }
+    const items = await loadItems("/api/saved-replies?limit=200", this.table,
+      this.ctx.departments.size ? null : () => this.ctx.refreshReference());
+    if (!items) return;
+    this.items = items;
     this.render();
   }
 
@@ -191,8 +187,7 @@ class SavedRepliesPage {
     this.heading.textContent = t("nav.saved_replies");
     this.intro.textContent = t("saved.intro");
     if (!this.createBox.firstChild) {
-      fill(this.createBox, h("details", { class: "create-details" }, h("summary", null, t("saved.new")),
-        this.form(null)));
+      fill(this.createBox, createDetails(t("saved.new"), this.form(null)));
     }
     if (!this.items.length) {
       fill(this.table, h("p", { class: "hint" }, t("saved.empty")));

@@ -1,5 +1,6 @@
 // Small pieces the pages share.
-import { h } from "./dom.js";
+import { get } from "./api.js";
+import { fill, h } from "./dom.js";
 import { absolute, relative, t } from "./i18n.js";
 
 export const PLATFORMS = {
@@ -92,4 +93,21 @@ export function errorText(error) {
     return who ? t("error.already_claimed_by", { name: who }) : known;
   }
   return (error && error.message) || t("error.unknown");
+}
+
+/** The collapsed box a page creates things from: "New ..." that opens onto `form`. */
+export function createDetails(summary, form) {
+  return h("details", { class: "create-details" }, h("summary", null, summary), form);
+}
+
+/** A list page's items from `path`, the page's reference data (`refresh`, when it needs it) fetched beside
+ *  them; on failure the error in `box` and null. */
+export async function loadItems(path, box, refresh) {
+  try {
+    const [answer] = await Promise.all([get(path), refresh ? refresh() : null]);
+    return answer.items;
+  } catch (e) {
+    fill(box, h("p", { role: "alert" }, errorText(e)));
+    return null;
+  }
 }
